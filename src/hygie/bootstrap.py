@@ -1,0 +1,74 @@
+"""The one place that picks implementations from configuration (STYLE.md §1).
+
+``sqlite:///…`` selects the embedded store, ``postgresql://…`` the production one; blobs go to a
+local folder. Both stores are wrapped so that Binary contents live in the blob store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hygie.config import Settings
+from hygie.domain.access import AccessPolicy, AllowAllPolicy
+from hygie.fhir.interactions import FhirService, Limits
+from hygie.migrate import migrate
+from hygie.ports import BlobStore, ResourceStore
+from hygie.stores.binaries import BinaryOffloadingStore
+from hygie.stores.files import FileBlobStore
+
+__all__ = ["Runtime", "open_runtime", "open_store"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: ResourceStore
+    blobs: BlobStore
+    service: FhirService
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def open_store(url: str, *, pool_size: int = 10, run_migrations: bool = True) -> ResourceStore:
+    """Open the resource store named by ``url``, migrating its schema first."""
+    if url.startswith("sqlite:"):
+        from hygie.stores.sqlite import SqliteResourceStore  # noqa: PLC0415
+
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            store = SqliteResourceStore(":memory:")
+            store.create_schema()
+            return store
+        if run_migrations:
+            migrate(url)
+        return SqliteResourceStore.from_url(url)
+    if url.startswith(("postgresql", "postgres:")):
+        from hygie.stores.postgres import PostgresResourceStore  # noqa: PLC0415
+
+        if run_migrations:
+            migrate(url)
+        return await PostgresResourceStore.connect(url, max_size=pool_size)
+    raise ValueError(f"unsupported database URL {url!r} (sqlite:/// or postgresql://)")
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        default_count=settings.default_count,
+        max_count=settings.max_count,
+        max_includes=settings.max_includes,
+        max_bundle_entries=settings.max_bundle_entries,
+        everything_page=settings.everything_page,
+    )
+
+
+async def open_runtime(settings: Settings, *, policy: AccessPolicy | None = None) -> Runtime:
+    raw = await open_store(settings.database_url, pool_size=settings.pg_pool_size)
+    blobs = FileBlobStore(settings.blob_dir, settings.blob_key)
+    store = BinaryOffloadingStore(raw, blobs)
+    service = FhirService(
+        store,
+        base_url=settings.fhir_base,
+        policy=policy or AllowAllPolicy(),
+        limits=limits_from(settings),
+    )
+    return Runtime(settings, store, blobs, service)

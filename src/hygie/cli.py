@@ -1,0 +1,178 @@
+"""The ``hygie`` command: serve, import, demo, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hygie.config import load_settings
+
+app = typer.Typer(help="Hygie: the French national digital-health system on FHIR R4.", no_args_is_help=True)
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (HYGIE_DATA_DIR; default ./data)")]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///PATH or postgresql://… (HYGIE_DATABASE_URL)")
+]
+
+
+def _export_env(data_dir: Path | None, database_url: str | None) -> None:
+    """Make options visible to server workers, which read the environment."""
+    if data_dir is not None:
+        os.environ["HYGIE_DATA_DIR"] = str(data_dir.resolve())
+    if database_url is not None:
+        os.environ["HYGIE_DATABASE_URL"] = database_url
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    os.environ.setdefault("HYGIE_BASE_URL", f"http://{host}:{port}")
+    uvicorn.run(
+        "hygie.web.asgi:app",
+        host=host,
+        port=port,
+        workers=workers if workers > 1 else None,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (uvicorn)")] = 1,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the server (uvicorn with uvloop and httptools)."""
+    _export_env(data_dir, database_url)
+    settings = load_settings()
+    from hygie.migrate import migrate  # noqa: PLC0415
+
+    migrate(settings.database_url)
+    console.print(f"Hygie sur [bold]http://{host}:{port}[/] — API FHIR : http://{host}:{port}/fhir")
+    _serve(host, port, workers)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    _export_env(data_dir, database_url)
+    from hygie.migrate import migrate as run  # noqa: PLC0415
+
+    settings = load_settings()
+    run(settings.database_url)
+    console.print(f"schema up to date: {settings.database_url}")
+
+
+def _print_report(report: object) -> None:
+    from hygie.importer import ImportReport  # noqa: PLC0415
+
+    assert isinstance(report, ImportReport)
+    table = Table(title=f"Stored: {report.stored_total} resources from {report.files} files")
+    table.add_column("resource type")
+    table.add_column("stored", justify="right")
+    for rtype, n in sorted(report.stored.items()):
+        table.add_row(rtype, str(n))
+    console.print(table)
+    if report.rejected:
+        rejected = Table(title=f"Rejected: {len(report.rejected)}", show_lines=False)
+        rejected.add_column("source")
+        rejected.add_column("resource")
+        rejected.add_column("reason")
+        for r in report.rejected:
+            rejected.add_row(r.source, r.resource, r.reason)
+        console.print(rejected)
+
+
+async def _import(paths: list[Path]) -> object:
+    from hygie.bootstrap import open_runtime  # noqa: PLC0415
+    from hygie.importer import import_paths, iter_files  # noqa: PLC0415
+
+    files = list(iter_files(paths))
+    total = sum(f.stat().st_size for f in files)
+    runtime = await open_runtime(load_settings())
+    try:
+        with Progress(
+            TextColumn("[bold]import"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
+            task = progress.add_task("import", total=total)
+
+            def advance(path: Path, _: int) -> None:
+                progress.advance(task, path.stat().st_size)
+
+            return await import_paths(runtime.service, paths, progress=advance)
+    finally:
+        await runtime.close()
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders: .json, .ndjson, optionally .gz")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import FHIR Bundles and NDJSON files; print what was stored and what was rejected, and why."""
+    _export_env(data_dir, database_url)
+    try:
+        report = asyncio.run(_import(paths))
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    _print_report(report)
+    from hygie.importer import ImportReport  # noqa: PLC0415
+
+    assert isinstance(report, ImportReport)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    patients: Annotated[int, typer.Option(help="French synthetic citizens to generate")] = 20,
+    synthea: Annotated[
+        Path | None, typer.Option(help="Folder of Synthea transaction bundles to load as well")
+    ] = None,
+    data_dir: DataDir = None,
+    load_only: Annotated[bool, typer.Option("--load-only", help="Load the demo data, do not serve")] = False,
+) -> None:
+    """Embedded SQLite under the data folder, demo data loaded once, server on http://127.0.0.1:8000."""
+    from hygie.demo.loader import load_demo  # noqa: PLC0415
+
+    folder = (data_dir or Path(os.environ.get("HYGIE_DATA_DIR", "data"))).resolve()
+    # the demo always runs on the embedded database of its data folder
+    _export_env(folder, f"sqlite:///{folder / 'hygie.sqlite3'}")
+    settings = load_settings()
+    summary = asyncio.run(load_demo(settings, patients=patients, synthea_dir=synthea, console=console))
+    base = f"http://{host}:{port}"
+    console.print()
+    console.print("[bold]Hygie — démonstration[/]")
+    console.print(f"  Accueil      : {base}/")
+    console.print(f"  API FHIR R4  : {base}/fhir  (déclaration : {base}/fhir/metadata)")
+    console.print(f"  Données      : {settings.data_dir}")
+    for line in summary:
+        console.print(f"  {line}")
+    if not load_only:
+        _serve(host, port, 1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

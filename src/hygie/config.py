@@ -1,0 +1,96 @@
+"""Typed settings read from the environment (documented in docs/operations.md).
+
+Every setting has a default that makes ``hygie demo`` work with no configuration: an embedded
+SQLite database and a blob folder under ``HYGIE_DATA_DIR`` (default ``./data``), and a blob key
+generated on first start and kept in that folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings"]
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable about one Hygie process."""
+
+    data_dir: Path
+    database_url: str
+    blob_dir: Path
+    blob_key: bytes = field(repr=False)
+    base_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = 16 * 1024 * 1024
+    default_count: int = 20
+    max_count: int = 1000
+    max_includes: int = 1000
+    max_bundle_entries: int = 10_000
+    everything_page: int = 1000
+    pg_pool_size: int = 10
+
+    @property
+    def fhir_base(self) -> str:
+        return self.base_url.rstrip("/") + "/fhir"
+
+
+def _blob_key(data_dir: Path) -> bytes:
+    """The AES-256 key for blobs at rest: from HYGIE_BLOB_KEY (base64) or a key file."""
+    raw = os.environ.get("HYGIE_BLOB_KEY")
+    if raw:
+        key = base64.b64decode(raw)
+        if len(key) != 32:
+            raise ValueError("HYGIE_BLOB_KEY must be 32 bytes, base64-encoded")
+        return key
+    key_file = data_dir / "blob.key"
+    if key_file.exists():
+        return base64.b64decode(key_file.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    key_file.write_text(base64.b64encode(key).decode() + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; keyword overrides win (used by the CLI and tests)."""
+    data_dir = Path(str(overrides.pop("data_dir", None) or os.environ.get("HYGIE_DATA_DIR") or "data")).resolve()
+    database_url = str(
+        overrides.pop("database_url", None)
+        or os.environ.get("HYGIE_DATABASE_URL")
+        or f"sqlite:///{data_dir / 'hygie.sqlite3'}"
+    )
+    blob_dir = Path(str(overrides.pop("blob_dir", None) or os.environ.get("HYGIE_BLOB_DIR") or data_dir / "blobs"))
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        blob_dir=blob_dir,
+        blob_key=_blob_key(data_dir),
+        base_url=os.environ.get("HYGIE_BASE_URL", "http://127.0.0.1:8000"),
+        max_body_bytes=_int("HYGIE_MAX_BODY_BYTES", 16 * 1024 * 1024),
+        default_count=_int("HYGIE_DEFAULT_COUNT", 20),
+        max_count=_int("HYGIE_MAX_COUNT", 1000),
+        max_includes=_int("HYGIE_MAX_INCLUDES", 1000),
+        max_bundle_entries=_int("HYGIE_MAX_BUNDLE_ENTRIES", 10_000),
+        everything_page=_int("HYGIE_EVERYTHING_PAGE", 1000),
+        pg_pool_size=_int("HYGIE_PG_POOL_SIZE", 10),
+    )
+    if overrides:
+        from dataclasses import replace  # noqa: PLC0415 - only needed for overrides
+
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+    return settings

@@ -1,0 +1,85 @@
+"""Load the demo data once into a data folder: French synthetic citizens, then Synthea patients."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from hygie.bootstrap import open_runtime
+from hygie.config import Settings
+from hygie.domain.access import Caller
+from hygie.fhir.outcome import FhirError
+from hygie.fhir.request import FhirRequest
+from hygie.fhir.router import route
+
+__all__ = ["default_synthea_dir", "load_demo"]
+
+_MARKER = "demo-loaded"
+
+
+def default_synthea_dir() -> Path | None:
+    """The shared Synthea bundles, when this checkout sits beside ``shared/`` (HYGIE_SYNTHEA_DIR wins)."""
+    configured = os.environ.get("HYGIE_SYNTHEA_DIR")
+    if configured:
+        return Path(configured)
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for folder in [start, *start.parents]:
+            candidate = folder.parent / "shared" / "data" / "synthea-r4" / "bundles"
+            if candidate.is_dir():
+                return candidate
+    return None
+
+
+async def load_demo(
+    settings: Settings, *, patients: int, synthea_dir: Path | None, console: Console, seed: int = 2026
+) -> list[str]:
+    """Load the demo population unless the data folder already has it; return summary lines."""
+    from hygie.demo.generator import DEMO_CITIZENS, generate_population  # noqa: PLC0415
+
+    marker = settings.data_dir / _MARKER
+    lines: list[str] = []
+    runtime = await open_runtime(settings)
+    caller = Caller.operator("hygie demo")
+    try:
+        if marker.exists():
+            lines.append(f"Données de démonstration déjà chargées ({marker.read_text().strip()}).")
+        else:
+            bundles = generate_population(patients, seed=seed)
+            synthea = synthea_dir or default_synthea_dir()
+            synthea_files = sorted(synthea.glob("*.json.gz")) if synthea and synthea.is_dir() else []
+            stored = 0
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as progress:
+                task = progress.add_task("chargement", total=len(bundles) + len(synthea_files))
+                for bundle in bundles:
+                    stored += await _post(runtime.service, caller, bundle)
+                    progress.advance(task)
+                for path in synthea_files:
+                    stored += await _post(runtime.service, caller, orjson.loads(gzip.decompress(path.read_bytes())))
+                    progress.advance(task)
+            marker.write_text(f"{stored} ressources, {patients} citoyens, {len(synthea_files)} patients Synthea\n")
+            lines.append(f"Chargé : {stored} ressources ({patients} citoyens, {len(synthea_files)} patients Synthea).")
+        lines.append("Citoyens de démonstration :")
+        lines.extend(f"  - {c}" for c in DEMO_CITIZENS)
+    finally:
+        await runtime.close()
+    return lines
+
+
+async def _post(service: object, caller: Caller, bundle: dict[str, object]) -> int:
+    from hygie.fhir.interactions import FhirService  # noqa: PLC0415
+
+    assert isinstance(service, FhirService)
+    request = FhirRequest("POST", "", [], {"prefer": "return=minimal"}, resource=bundle, caller=caller)
+    try:
+        response = await route(service, request)
+    except FhirError as error:
+        raise RuntimeError(f"demo bundle rejected: {error}") from error
+    body = response.body if isinstance(response.body, dict) else {}
+    return len(body.get("entry") or [])

@@ -1,0 +1,99 @@
+"""The CapabilityStatement served at ``/metadata``: exactly what is implemented, no more.
+
+It is built from the same registries the server runs on (resource types from the
+StructureDefinitions, search parameters from the SearchParameter definitions, with the
+``special`` ones left out because they are not implemented), so it cannot drift.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from hygie import __version__
+from hygie.fhir.definitions import resource_types
+from hygie.fhir.searchparams import search_params
+
+__all__ = ["capability_statement"]
+
+_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+
+
+def _search_params(rtype: str) -> list[dict[str, Any]]:
+    out = []
+    for code, sp in sorted(search_params(rtype).items()):
+        if sp.type == "special" or code in ("_text", "_content", "_query", "_list", "_filter"):
+            continue
+        item: dict[str, Any] = {"name": code, "type": sp.type}
+        if sp.url:
+            item["definition"] = sp.url
+        out.append(item)
+    return out
+
+
+@functools.cache
+def _resources() -> tuple[dict[str, Any], ...]:
+    out = []
+    for rtype in sorted(resource_types()):
+        params = search_params(rtype)
+        references = sorted(code for code, sp in params.items() if sp.type == "reference")
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": c} for c in _INTERACTIONS],
+            "versioning": "versioned",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "not-match",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "referencePolicy": ["literal", "logical"],
+            "searchInclude": [f"{rtype}:{c}" for c in references],
+            "searchRevInclude": [],
+            "searchParam": _search_params(rtype),
+        }
+        if rtype == "Patient":
+            entry["operation"] = [
+                {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+            ]
+        out.append(entry)
+    return tuple(out)
+
+
+def capability_statement(base_url: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-23",
+        "publisher": "Hygie",
+        "kind": "instance",
+        "software": {"name": "Hygie", "version": __version__},
+        "implementation": {"description": "Hygie FHIR R4 server", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Search modifiers: :missing :exact :contains :text :not :of-type :identifier and type "
+                    "modifiers on references, :below/:above on uri; prefixes eq ne lt gt le ge sa eb ap; "
+                    "chains one level deep; _has one level; _include/_revinclude with :iterate (bounded)."
+                ),
+                "resource": list(_resources()),
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "search-system"},
+                    {"code": "history-system"},
+                ],
+                "searchParam": [
+                    {"name": "_id", "type": "token"},
+                    {"name": "_lastUpdated", "type": "date"},
+                    {"name": "_tag", "type": "token"},
+                    {"name": "_profile", "type": "uri"},
+                    {"name": "_security", "type": "token"},
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,459 @@
+"""The FHIR R4 RESTful interactions, framework-free (http://hl7.org/fhir/R4/http.html).
+
+:class:`FhirService` answers a :class:`~hygie.fhir.request.FhirRequest` with a
+:class:`~hygie.fhir.request.FhirResponse`. Each interaction:
+
+1. parses and checks its input (ids, types, body, headers),
+2. asks the access policy (``domain/access.py``) — the one door,
+3. reads or writes through the ``ResourceStore`` port (a write is one store transaction),
+4. returns status, headers and body; errors are raised as ``FhirError`` and become
+   OperationOutcomes in ``web/``.
+
+Writes validate the resource (``fhir/validation``), extract its search index
+(``fhir/indexing.py``) and stamp ``meta.versionId`` / ``meta.lastUpdated``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import jsonpatch
+import orjson
+
+from hygie.domain.access import AccessPolicy, AccessRequest, AllowAllPolicy, Caller, Interaction
+from hygie.fhir import resources as res
+from hygie.fhir.indexing import extract_index
+from hygie.fhir.outcome import (
+    Conflict,
+    FhirError,
+    Forbidden,
+    Gone,
+    InvalidRequest,
+    Issue,
+    NotFound,
+    NotSupported,
+    PreconditionFailed,
+    Unprocessable,
+    operation_outcome,
+)
+from hygie.fhir.request import FhirRequest, FhirResponse
+from hygie.fhir.search import SearchQuery, parse_search
+from hygie.fhir.validation import validate_resource
+from hygie.ports import ResourceStore, StoredResource, StoreTransaction, WriteOp
+
+__all__ = ["FhirService", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    default_count: int = 20
+    max_count: int = 1000
+    max_includes: int = 1000
+    max_bundle_entries: int = 10_000
+    everything_page: int = 1000
+    max_include_iterations: int = 3
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+_IF_MATCH_RE = re.compile(r'^(?:W/)?"?([^"]+)"?$')
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    m = _IF_MATCH_RE.match(value.strip())
+    if not m or not m.group(1).isdigit():
+        raise InvalidRequest(f"If-Match must be an ETag such as W/\"3\", got {value!r}", expression="If-Match")
+    return int(m.group(1))
+
+
+def prefer(request: FhirRequest, key: str) -> str | None:
+    header = request.header("prefer")
+    if not header:
+        return None
+    for part in header.split(";"):
+        for item in part.split(","):
+            name, _, value = item.strip().partition("=")
+            if name.strip() == key:
+                return value.strip().strip('"')
+    return None
+
+
+def _now_clock() -> int:
+    return now_us()
+
+
+class FhirService:
+    """Every FHIR interaction on one store, behind one access policy."""
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        *,
+        base_url: str,
+        policy: AccessPolicy | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], int] = _now_clock,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url.rstrip("/")
+        self.policy: AccessPolicy = policy or AllowAllPolicy()
+        self.limits = limits or Limits()
+        self.clock = clock
+
+    # -- the door ---------------------------------------------------------------------------
+
+    def require(
+        self,
+        caller: Caller,
+        interaction: Interaction,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        patient: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        decision = self.policy.decide(
+            AccessRequest(caller, interaction, resource_type, resource_id, patient, detail)
+        )
+        if not decision.allowed:
+            if resource_id is not None:
+                # forbidden and absent look the same
+                raise NotFound(f"{resource_type}/{resource_id} is not known")
+            raise Forbidden(decision.reason)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def full_url(self, resource_type: str, id: str) -> str:
+        return f"{self.base_url}/{resource_type}/{id}"
+
+    def _located(self, stored: StoredResource, status: int, request: FhirRequest) -> FhirResponse:
+        headers = {
+            "ETag": res.etag(stored.version),
+            "Last-Modified": res.http_date(stored.last_updated),
+            "Location": f"{self.full_url(stored.resource_type, stored.id)}/_history/{stored.version}",
+        }
+        return self._with_prefer(request, status, stored.content, headers)
+
+    def _with_prefer(self, request: FhirRequest, status: int, content: bytes, headers: dict[str, str]) -> FhirResponse:
+        mode = prefer(request, "return") or "representation"
+        if mode == "minimal":
+            return FhirResponse(status, None, headers, resource_bytes=content)
+        if mode == "OperationOutcome":
+            outcome = operation_outcome(
+                [Issue("informational", f"{request.method} succeeded", severity="information")]
+            )
+            return FhirResponse(status, outcome, headers, resource_bytes=content)
+        return FhirResponse(status, content, headers, resource_bytes=content)
+
+    def _prepare(self, resource: dict[str, Any], resource_type: str, id: str) -> None:
+        if resource.get("resourceType") != resource_type:
+            raise InvalidRequest(
+                f"resourceType {resource.get('resourceType')!r} does not match the URL ({resource_type})",
+                expression="resourceType",
+            )
+        issues = validate_resource(resource)
+        errors = [i for i in issues if i.severity in ("error", "fatal")]
+        if errors:
+            raise Unprocessable(errors)
+
+    def _write_op(
+        self, resource: dict[str, Any], resource_type: str, id: str, version: int, method: str, ts: int
+    ) -> WriteOp:
+        content = res.stamp(resource, id, version, ts)
+        stamped = {**resource, "id": id}
+        index = extract_index(stamped)
+        patient = index.compartments[0] if index.compartments else None
+        return WriteOp(resource_type, id, version, ts, content, index, method, False, patient)
+
+    # -- read -------------------------------------------------------------------------------
+
+    async def read(self, request: FhirRequest, resource_type: str, id: str) -> FhirResponse:
+        res.require_type(resource_type)
+        res.require_id(id)
+        self.require(request.caller, "read", resource_type, id)
+        stored = await self.store.read(resource_type, id)
+        if stored is None:
+            raise NotFound(f"{resource_type}/{id} is not known")
+        if stored.deleted:
+            raise Gone(
+                f"{resource_type}/{id} was deleted",
+                headers={"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)},
+            )
+        headers = {"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)}
+        if_none_match = request.header("if-none-match")
+        if if_none_match and if_none_match.strip().lstrip("W/").strip('"') == str(stored.version):
+            return FhirResponse(304, None, headers)
+        body: bytes | dict[str, Any] = stored.content
+        summary = dict(request.query).get("_summary")
+        elements = dict(request.query).get("_elements")
+        if summary == "true" or elements:
+            resource = orjson.loads(stored.content)
+            keep = res.summary_elements(resource_type) if summary == "true" else set((elements or "").split(","))
+            body = res.subset(resource, keep)
+        return FhirResponse(200, body, headers, resource_bytes=stored.content)
+
+    async def vread(self, request: FhirRequest, resource_type: str, id: str, version: str) -> FhirResponse:
+        res.require_type(resource_type)
+        res.require_id(id)
+        if not version.isdigit():
+            raise NotFound(f"{resource_type}/{id} has no version {version!r}")
+        self.require(request.caller, "vread", resource_type, id)
+        stored = await self.store.vread(resource_type, id, int(version))
+        if stored is None:
+            raise NotFound(f"{resource_type}/{id} has no version {version}")
+        headers = {"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)}
+        if stored.deleted:
+            raise Gone(f"version {version} of {resource_type}/{id} is a deletion", headers=headers)
+        return FhirResponse(200, stored.content, headers, resource_bytes=stored.content)
+
+    # -- create / update / patch / delete -----------------------------------------------------
+
+    def _body(self, request: FhirRequest) -> dict[str, Any]:
+        if request.resource is not None:
+            return request.resource
+        return res.parse_json(request.body)
+
+    async def create(
+        self, request: FhirRequest, resource_type: str, tx: StoreTransaction | None = None, id: str | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        resource = self._body(request)
+        if_none_exist = request.header("if-none-exist")
+        if if_none_exist is not None:
+            existing = await self._conditional_match(request, resource_type, if_none_exist, tx)
+            if len(existing) > 1:
+                raise PreconditionFailed(
+                    f"If-None-Exist matched {len(existing)} resources", expression="If-None-Exist"
+                )
+            if existing:
+                found = await self.store.read(resource_type, existing[0])
+                if found is not None and tx is not None:
+                    found = await tx.read_for_update(resource_type, existing[0])
+                assert found is not None
+                headers = {
+                    "ETag": res.etag(found.version),
+                    "Last-Modified": res.http_date(found.last_updated),
+                    "Location": f"{self.full_url(resource_type, found.id)}/_history/{found.version}",
+                }
+                return self._with_prefer(request, 200, found.content, headers)
+        new_id = id or res.new_id()
+        self._prepare(resource, resource_type, new_id)
+        op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock())
+        self.require(request.caller, "create", resource_type, None, patient=op.patient)
+        await self._commit(op, tx)
+        stored = StoredResource(resource_type, new_id, 1, op.last_updated, False, op.content)
+        return self._located(stored, 201, request)
+
+    async def _commit(self, op: WriteOp, tx: StoreTransaction | None) -> None:
+        if tx is not None:
+            await tx.write(op)
+            return
+        async with self.store.transaction() as own:
+            await own.write(op)
+
+    async def update(
+        self, request: FhirRequest, resource_type: str, id: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        res.require_id(id)
+        resource = self._body(request)
+        body_id = resource.get("id")
+        if body_id is None:
+            raise InvalidRequest("the resource in an update must have an id", code="required", expression="id")
+        if body_id != id:
+            raise InvalidRequest(f"the resource id {body_id!r} does not match the URL id {id!r}", expression="id")
+        self._prepare(resource, resource_type, id)
+        expected = parse_if_match(request.header("if-match"))
+        if tx is not None:
+            return await self._update_in(request, tx, resource, resource_type, id, expected, "PUT")
+        async with self.store.transaction() as own:
+            return await self._update_in(request, own, resource, resource_type, id, expected, "PUT")
+
+    async def _update_in(
+        self,
+        request: FhirRequest,
+        tx: StoreTransaction,
+        resource: dict[str, Any],
+        resource_type: str,
+        id: str,
+        expected: int | None,
+        method: str,
+    ) -> FhirResponse:
+        current = await tx.read_for_update(resource_type, id)
+        if expected is not None:
+            if current is None or current.deleted:
+                raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match {expected})")
+            if current.version != expected:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                )
+        version = (current.version + 1) if current is not None else 1
+        op = self._write_op(resource, resource_type, id, version, method, self.clock())
+        interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
+        self.require(request.caller, interaction, resource_type, id, patient=op.patient)
+        await tx.write(op)
+        created = current is None or current.deleted
+        stored = StoredResource(resource_type, id, version, op.last_updated, False, op.content)
+        return self._located(stored, 201 if created else 200, request)
+
+    async def _conditional_match(
+        self, request: FhirRequest, resource_type: str, criteria: str, tx: StoreTransaction | None
+    ) -> list[str]:
+        criteria = criteria.split("?", 1)[1] if "?" in criteria else criteria
+        params = parse_qsl(criteria, keep_blank_values=True)
+        if not params:
+            raise InvalidRequest("conditional operation without criteria", expression="criteria")
+        query = parse_search(resource_type, params, strict=True, max_count=self.limits.max_count)
+        self.require(request.caller, "search", resource_type, detail=criteria)
+        if tx is not None:
+            keys = await tx.search_keys(query, 2)
+        else:
+            async with self.store.transaction() as own:
+                keys = await own.search_keys(query, 2)
+        return [i for _, i in keys]
+
+    async def conditional_update(
+        self, request: FhirRequest, resource_type: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        criteria = urlencode(request.query)
+        matches = await self._conditional_match(request, resource_type, criteria, tx)
+        if len(matches) > 1:
+            raise PreconditionFailed(f"the criteria matched {len(matches)} resources", expression="criteria")
+        resource = self._body(request)
+        body_id = resource.get("id")
+        if matches:
+            if body_id is not None and body_id != matches[0]:
+                raise InvalidRequest(
+                    f"the resource id {body_id!r} differs from the matching resource {matches[0]!r}", expression="id"
+                )
+            resource["id"] = matches[0]
+            request.resource = resource
+            return await self.update(request, resource_type, matches[0], tx)
+        if body_id is not None:
+            request.resource = resource
+            return await self.update(request, resource_type, str(body_id), tx)
+        request.resource = resource
+        return await self.create(request, resource_type, tx)
+
+    async def patch(
+        self, request: FhirRequest, resource_type: str, id: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        res.require_id(id)
+        content_type = (request.header("content-type") or "").split(";")[0].strip()
+        if request.resource is not None and request.resource.get("resourceType") == "Binary":
+            # a batch entry carries a JSON Patch as a Binary (http://hl7.org/fhir/R4/http.html#patch)
+            import base64  # noqa: PLC0415
+
+            body = base64.b64decode(request.resource.get("data", ""))
+        elif content_type not in ("application/json-patch+json", ""):
+            raise NotSupported(
+                f"PATCH supports application/json-patch+json only, not {content_type!r}",
+                status=415,
+            )
+        else:
+            body = request.body or b""
+        try:
+            operations = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"malformed JSON Patch: {exc}", code="structure") from exc
+        if not isinstance(operations, list):
+            raise InvalidRequest("a JSON Patch is a JSON array of operations", code="structure")
+        expected = parse_if_match(request.header("if-match"))
+
+        async def run(t: StoreTransaction) -> FhirResponse:
+            current = await t.read_for_update(resource_type, id)
+            if current is None:
+                raise NotFound(f"{resource_type}/{id} is not known")
+            if current.deleted:
+                raise Gone(f"{resource_type}/{id} was deleted")
+            if expected is not None and expected != current.version:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                )
+            original = orjson.loads(current.content)
+            try:
+                patched = jsonpatch.apply_patch(original, operations)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+                raise Unprocessable(f"the patch cannot be applied: {exc}", code="processing") from exc
+            if patched.get("id") != id or patched.get("resourceType") != resource_type:
+                raise Unprocessable("a patch may not change the resource type or id", code="processing")
+            self._prepare(patched, resource_type, id)
+            return await self._update_in(request, t, patched, resource_type, id, expected, "PATCH")
+
+        if tx is not None:
+            return await run(tx)
+        async with self.store.transaction() as own:
+            return await run(own)
+
+    async def delete(
+        self, request: FhirRequest, resource_type: str, id: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        res.require_id(id)
+        self.require(request.caller, "delete", resource_type, id)
+
+        async def run(t: StoreTransaction) -> FhirResponse:
+            current = await t.read_for_update(resource_type, id)
+            if current is None or current.deleted:
+                return FhirResponse(204)
+            expected = parse_if_match(request.header("if-match"))
+            if expected is not None and expected != current.version:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                )
+            ts = self.clock()
+            op = WriteOp(resource_type, id, current.version + 1, ts, current.content, None, "DELETE", True)
+            await t.write(op)
+            return FhirResponse(204, None, {"ETag": res.etag(current.version + 1)})
+
+        if tx is not None:
+            return await run(tx)
+        async with self.store.transaction() as own:
+            return await run(own)
+
+    async def conditional_delete(
+        self, request: FhirRequest, resource_type: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
+        res.require_type(resource_type)
+        matches = await self._conditional_match(request, resource_type, urlencode(request.query), tx)
+        if len(matches) > 1:
+            raise PreconditionFailed(f"the criteria matched {len(matches)} resources", expression="criteria")
+        if not matches:
+            return FhirResponse(204)
+        return await self.delete(request, resource_type, matches[0], tx)
+
+    # -- errors for the web layer ---------------------------------------------------------------
+
+    @staticmethod
+    def error_response(error: FhirError) -> FhirResponse:
+        return FhirResponse(error.status, error.outcome(), dict(error.headers))
+
+
+def conflict_from(exc: Exception) -> Conflict:
+    return Conflict(str(exc))
+
+
+def split_query(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def search_query(request: FhirRequest, resource_type: str | None, limits: Limits) -> SearchQuery:
+    strict = prefer(request, "handling") == "strict"
+    return parse_search(
+        resource_type,
+        request.query,
+        default_count=limits.default_count,
+        max_count=limits.max_count,
+        strict=strict,
+    )

@@ -1,0 +1,1 @@
+"""FHIR operations (``$name``): one module per operation, named after it."""

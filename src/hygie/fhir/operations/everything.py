@@ -1,0 +1,108 @@
+"""``Patient/[id]/$everything`` (http://hl7.org/fhir/R4/patient-operation-everything.html).
+
+Returns the Patient, every resource of its patient compartment (the R4 CompartmentDefinition
+drives membership through the search index), and the resources they reference that lie outside
+the compartment (practitioners, organisations, medications, locations…), page by page in store
+order. Parameters: ``_since`` (only resources updated since), ``_type`` (comma-separated types),
+``_count`` (page size, capped).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import orjson
+
+from hygie.fhir import resources as res
+from hygie.fhir.definitions import resource_types
+from hygie.fhir.outcome import Gone, InvalidRequest, NotFound
+from hygie.fhir.request import FhirRequest, FhirResponse
+
+if TYPE_CHECKING:
+    from hygie.fhir.interactions import FhirService
+    from hygie.ports import ResourceKey
+
+__all__ = ["patient_everything"]
+
+
+def _references(node: Any, out: set[tuple[str, str]]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.count("/") == 1 and not ref.startswith(("#", "urn:")):
+            t, _, i = ref.partition("/")
+            out.add((t, i))
+        for v in node.values():
+            if isinstance(v, dict | list):
+                _references(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _references(v, out)
+
+
+async def patient_everything(service: FhirService, request: FhirRequest, patient_id: str) -> FhirResponse:
+    res.require_id(patient_id)
+    params = dict(request.query)
+    service.require(request.caller, "operation", "Patient", patient_id, patient=patient_id, detail="$everything")
+    patient = await service.store.read("Patient", patient_id)
+    if patient is None:
+        raise NotFound(f"Patient/{patient_id} is not known")
+    if patient.deleted:
+        raise Gone(f"Patient/{patient_id} was deleted")
+    types: list[str] | None = None
+    if params.get("_type"):
+        types = [t.strip() for t in params["_type"].split(",") if t.strip()]
+        unknown = [t for t in types if t not in resource_types()]
+        if unknown:
+            raise InvalidRequest(f"unknown resource types in _type: {', '.join(unknown)}", expression="_type")
+    since: int | None = None
+    if params.get("_since"):
+        from hygie.fhir.values import date_range  # noqa: PLC0415
+
+        try:
+            since = date_range(params["_since"])[0]
+        except ValueError as exc:
+            raise InvalidRequest(f"invalid _since {params['_since']!r}", expression="_since") from exc
+    try:
+        count = int(params.get("_count", service.limits.everything_page))
+    except ValueError as exc:
+        raise InvalidRequest("_count must be an integer", expression="_count") from exc
+    count = max(1, min(count, service.limits.everything_page))
+    try:
+        after = int(params.get("_cursor", "0"))
+    except ValueError as exc:
+        raise InvalidRequest("invalid paging cursor", expression="_cursor") from exc
+
+    rows = await service.store.compartment(patient_id, types, since, after, count + 1)
+    has_more = len(rows) > count
+    rows = rows[:count]
+    members = {(r.resource_type, r.id) for r in rows}
+    referenced: set[ResourceKey] = set()
+    for r in rows:
+        _references(orjson.loads(r.content), referenced)
+    outside = sorted(k for k in referenced - members if types is None or k[0] in types)
+    extra = await service.store.read_many(outside) if outside else []
+    entries = [
+        {"fullUrl": service.full_url(r.resource_type, r.id), "resource": orjson.Fragment(r.content), "search": {"mode": "match"}}
+        for r in rows
+    ]
+    entries.extend(
+        {"fullUrl": service.full_url(r.resource_type, r.id), "resource": orjson.Fragment(r.content), "search": {"mode": "include"}}
+        for r in extra
+    )
+    base = f"{service.base_url}/Patient/{patient_id}/$everything"
+    kept = [(k, v) for k, v in request.query if k != "_cursor"]
+    links = [{"relation": "self", "url": base + (f"?{urlencode(request.query)}" if request.query else "")}]
+    if has_more and rows:
+        links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', str(rows[-1].rid))])}"})
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": res.new_id(),
+        "meta": {"lastUpdated": res.instant(service.clock())},
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    }
+    if not has_more and after == 0:
+        bundle["total"] = len(rows)
+    return FhirResponse(200, bundle)

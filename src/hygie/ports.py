@@ -1,0 +1,162 @@
+"""The small interfaces between the FHIR/domain core and the outside world.
+
+Each port is a :class:`typing.Protocol` with an in-memory twin (``stores/memory.py``) and
+production implementations (``stores/sqlite.py``, ``stores/postgres.py``, ``stores/files.py``).
+``bootstrap.py`` picks them from configuration. The core imports only this module.
+
+Resource content travels as the exact JSON bytes stored (``meta.versionId`` and
+``meta.lastUpdated`` already set), so a read never re-serialises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from hygie.fhir.index_model import IndexEntries
+from hygie.fhir.search import SearchQuery
+
+__all__ = [
+    "BlobStore",
+    "HistoryPage",
+    "ResourceKey",
+    "ResourceStore",
+    "SearchPage",
+    "StoreTransaction",
+    "StoredResource",
+    "WriteOp",
+]
+
+ResourceKey = tuple[str, str]  # (resource type, id)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of a resource as stored."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: int  # microseconds since the epoch, UTC
+    deleted: bool
+    content: bytes  # JSON; for a deletion, the last live content
+    rid: int = 0  # the store's internal row id (stable across versions)
+    method: str = ""  # POST / PUT / PATCH / DELETE (history only)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """A new version to write: ``expected_version`` 0 means "must not exist (or be deleted)"."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: int
+    content: bytes
+    index: IndexEntries | None  # None for a deletion
+    method: str
+    deleted: bool = False
+    patient: str | None = None
+
+
+@dataclass(slots=True)
+class SearchPage:
+    """One page of search results, in order, with cursors to move from it."""
+
+    resources: list[StoredResource]
+    total: int | None = None
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    entries: list[StoredResource]
+    next_cursor: str | None = None
+    total: int | None = None
+
+
+class StoreTransaction(Protocol):
+    """One unit of work: every write in it commits together or not at all."""
+
+    async def read_for_update(self, resource_type: str, id: str) -> StoredResource | None:
+        """The current version (deleted or not), locked until the transaction ends."""
+        ...
+
+    async def write(self, op: WriteOp) -> None:
+        """Store a new version. Raises ``hygie.fhir.outcome.Conflict`` if that version exists."""
+        ...
+
+    async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
+        """Keys of live resources matching ``query`` (used by conditional operations), seeing this
+        transaction's own writes."""
+        ...
+
+
+class ResourceStore(Protocol):
+    """Versioned FHIR resources with their search index."""
+
+    async def read(self, resource_type: str, id: str) -> StoredResource | None:
+        """The current version, deleted or not; None if it never existed."""
+        ...
+
+    async def vread(self, resource_type: str, id: str, version: int) -> StoredResource | None: ...
+
+    async def read_many(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        """The live current versions of these resources (missing and deleted ones left out)."""
+        ...
+
+    async def search(self, query: SearchQuery, *, now_us: int) -> SearchPage: ...
+
+    async def count(self, query: SearchQuery, *, now_us: int) -> int: ...
+
+    async def references_from(
+        self, rids: Sequence[int], source_type: str, param: str, target_type: str | None
+    ) -> list[ResourceKey]:
+        """Targets referenced by these resources through ``param`` (for ``_include``)."""
+        ...
+
+    async def referencing(
+        self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
+    ) -> list[StoredResource]:
+        """Live resources of ``source_type`` pointing at any of ``keys`` via ``param``."""
+        ...
+
+    async def compartment(
+        self,
+        patient_id: str,
+        types: Sequence[str] | None,
+        since_us: int | None,
+        after_rid: int,
+        limit: int,
+    ) -> list[StoredResource]:
+        """Live resources in the patient's compartment (the Patient itself included), by rid."""
+        ...
+
+    async def history(
+        self,
+        resource_type: str | None,
+        id: str | None,
+        *,
+        since_us: int | None,
+        count: int,
+        cursor: str | None,
+    ) -> HistoryPage: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]: ...
+
+    async def close(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed binary store (Binary contents, attachments)."""
+
+    async def put(self, data: bytes) -> str:
+        """Store ``data``; return its SHA-256 hex digest (its address)."""
+        ...
+
+    async def get(self, digest: str) -> bytes | None: ...
+
+    def iter_digests(self) -> AsyncIterator[str]: ...

@@ -1,0 +1,149 @@
+"""Keeps Binary contents out of the database: a ResourceStore decorator over a BlobStore.
+
+On write, ``Binary.data`` (base64) is decoded, put in the blob store and replaced in the stored
+JSON by an extension on ``_data`` naming its SHA-256; on every read path the data is put back,
+so clients see the resource they wrote. Every store inherits this by being wrapped once in
+``bootstrap.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from hygie.fhir.outcome import Unprocessable
+from hygie.fhir.search import SearchQuery
+from hygie.ports import (
+    BlobStore,
+    HistoryPage,
+    ResourceKey,
+    ResourceStore,
+    SearchPage,
+    StoredResource,
+    StoreTransaction,
+    WriteOp,
+)
+
+__all__ = ["BLOB_EXTENSION", "BinaryOffloadingStore"]
+
+BLOB_EXTENSION = "https://hygie.esante.example/fhir/StructureDefinition/blob-sha256"
+
+
+def _marker(resource: dict[str, Any]) -> str | None:
+    for ext in (resource.get("_data") or {}).get("extension", []):
+        if ext.get("url") == BLOB_EXTENSION:
+            return str(ext.get("valueString"))
+    return None
+
+
+class _Tx:
+    def __init__(self, inner: StoreTransaction, outer: BinaryOffloadingStore) -> None:
+        self.inner = inner
+        self.outer = outer
+
+    async def read_for_update(self, resource_type: str, id: str) -> StoredResource | None:
+        found = await self.inner.read_for_update(resource_type, id)
+        return await self.outer.inflate(found) if found else None
+
+    async def write(self, op: WriteOp) -> None:
+        await self.inner.write(await self.outer.offload(op))
+
+    async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
+        return await self.inner.search_keys(query, limit)
+
+
+class BinaryOffloadingStore:
+    def __init__(self, inner: ResourceStore, blobs: BlobStore) -> None:
+        self.inner = inner
+        self.blobs = blobs
+
+    async def offload(self, op: WriteOp) -> WriteOp:
+        if op.resource_type != "Binary":
+            return op
+        resource = orjson.loads(op.content)
+        data = resource.get("data")
+        if not isinstance(data, str):
+            return op
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise Unprocessable("Binary.data is not valid base64", code="value", expression="Binary.data") from exc
+        digest = await self.blobs.put(raw)
+        del resource["data"]
+        resource["_data"] = {"extension": [{"url": BLOB_EXTENSION, "valueString": digest}]}
+        return replace(op, content=orjson.dumps(resource))
+
+    async def inflate(self, stored: StoredResource) -> StoredResource:
+        if stored.resource_type != "Binary" or b"blob-sha256" not in stored.content:
+            return stored
+        resource = orjson.loads(stored.content)
+        digest = _marker(resource)
+        if digest is None:
+            return stored
+        raw = await self.blobs.get(digest)
+        rebuilt: dict[str, Any] = {}
+        for key, value in resource.items():
+            if key == "_data":
+                if raw is not None:
+                    rebuilt["data"] = base64.b64encode(raw).decode()
+                continue
+            rebuilt[key] = value
+        return replace(stored, content=orjson.dumps(rebuilt))
+
+    async def _inflate_all(self, items: list[StoredResource]) -> list[StoredResource]:
+        return [await self.inflate(s) for s in items]
+
+    async def read(self, resource_type: str, id: str) -> StoredResource | None:
+        found = await self.inner.read(resource_type, id)
+        return await self.inflate(found) if found else None
+
+    async def vread(self, resource_type: str, id: str, version: int) -> StoredResource | None:
+        found = await self.inner.vread(resource_type, id, version)
+        return await self.inflate(found) if found else None
+
+    async def read_many(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        return await self._inflate_all(await self.inner.read_many(keys))
+
+    async def search(self, query: SearchQuery, *, now_us: int) -> SearchPage:
+        page = await self.inner.search(query, now_us=now_us)
+        page.resources = await self._inflate_all(page.resources)
+        return page
+
+    async def count(self, query: SearchQuery, *, now_us: int) -> int:
+        return await self.inner.count(query, now_us=now_us)
+
+    async def references_from(
+        self, rids: Sequence[int], source_type: str, param: str, target_type: str | None
+    ) -> list[ResourceKey]:
+        return await self.inner.references_from(rids, source_type, param, target_type)
+
+    async def referencing(
+        self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
+    ) -> list[StoredResource]:
+        return await self._inflate_all(await self.inner.referencing(keys, source_type, param, limit))
+
+    async def compartment(
+        self, patient_id: str, types: Sequence[str] | None, since_us: int | None, after_rid: int, limit: int
+    ) -> list[StoredResource]:
+        return await self._inflate_all(await self.inner.compartment(patient_id, types, since_us, after_rid, limit))
+
+    async def history(
+        self, resource_type: str | None, id: str | None, *, since_us: int | None, count: int, cursor: str | None
+    ) -> HistoryPage:
+        page = await self.inner.history(resource_type, id, since_us=since_us, count=count, cursor=cursor)
+        page.entries = await self._inflate_all(page.entries)
+        return page
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StoreTransaction]:
+        async with self.inner.transaction() as tx:
+            yield _Tx(tx, self)
+
+    async def close(self) -> None:
+        await self.inner.close()

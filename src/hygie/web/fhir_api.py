@@ -1,0 +1,140 @@
+"""The FHIR REST endpoint under ``/fhir``: a thin ASGI adapter around ``fhir/router.py``.
+
+It only translates: HTTP → :class:`FhirRequest` (headers, query, a size-capped body) and
+:class:`FhirResponse` → HTTP (status, headers, JSON). It is a plain ASGI callable rather than a
+framework route because it sits on the hottest path of the server.
+
+JSON only: a request whose body is XML, or that asks for XML only (``Accept`` or ``_format``),
+gets 415 with an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from hygie.fhir.interactions import FhirService
+from hygie.fhir.outcome import FhirError, Issue, NotSupported, operation_outcome
+from hygie.fhir.request import FhirRequest, FhirResponse
+from hygie.fhir.router import route
+
+__all__ = ["FhirApi"]
+
+log = logging.getLogger("hygie.fhir")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
+FORM_TYPE = "application/x-www-form-urlencoded"
+CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
+
+
+class PayloadTooLarge(FhirError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body exceeds the limit of {limit} bytes", code="too-costly")
+
+
+def _is_xml(media: str) -> bool:
+    media = media.split(";")[0].strip().lower()
+    return media.endswith("/xml") or media.endswith("+xml") or media == "xml"
+
+
+def _check_formats(headers: dict[str, str], query: list[tuple[str, str]], has_body: bool) -> None:
+    content_type = headers.get("content-type", "")
+    if has_body and content_type:
+        media = content_type.split(";")[0].strip().lower()
+        if _is_xml(media):
+            raise NotSupported("XML is not supported: send application/fhir+json", status=415, code="not-supported")
+        if media not in JSON_TYPES and media != FORM_TYPE:
+            raise NotSupported(f"unsupported content type {media!r}: send application/fhir+json", status=415)
+    for name, value in query:
+        if name == "_format" and _is_xml(value):
+            raise NotSupported("_format=xml is not supported: this server speaks JSON only", status=415)
+    accept = headers.get("accept", "")
+    if accept:
+        kinds = [a.split(";")[0].strip().lower() for a in accept.split(",") if a.strip()]
+        if kinds and all(_is_xml(k) for k in kinds):
+            raise NotSupported("XML is not supported: accept application/fhir+json", status=415)
+
+
+class FhirApi:
+    """ASGI app answering every FHIR request below its mount point."""
+
+    def __init__(self, service: FhirService, *, max_body_bytes: int) -> None:
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge(self.max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(self.max_body_bytes)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        root = scope.get("root_path", "")
+        path = scope["path"]
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        path = unquote(path).strip("/")
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        try:
+            body = await self._body(receive, headers) if method in ("POST", "PUT", "PATCH") else b""
+            _check_formats(headers, query, bool(body))
+            request = FhirRequest(method, path, query, headers, body or None, request_id=request_id)
+            request.caller = scope.get("hygie.caller", request.caller)
+            response = await route(self.service, request)
+        except FhirError as error:
+            response = FhirResponse(error.status, error.outcome(), dict(error.headers))
+        except Exception:
+            log.exception("unexpected error on %s /%s", method, path)
+            response = FhirResponse(
+                500, operation_outcome([Issue("exception", "internal error; the incident was logged")])
+            )
+        await self._send(send, response, method == "HEAD", request_id)
+
+    @staticmethod
+    async def _send(send: Send, response: FhirResponse, head: bool, request_id: str) -> None:
+        body: bytes
+        if response.body is None:
+            body = b""
+        elif isinstance(response.body, bytes):
+            body = response.body
+        else:
+            body = orjson.dumps(response.body)
+        raw_headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        if body or response.status not in (204, 304):
+            raw_headers.append((b"content-type", CONTENT_TYPE))
+        raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items())
+        if response.status == 204:
+            body = b""
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
