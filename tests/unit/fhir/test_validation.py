@@ -399,3 +399,20 @@ def test_fhir_comments_tolerated() -> None:
     assert validate_resource(_with(PATIENT, fhir_comments=["legacy comment"])) == []
     issues = validate_resource(_with(PATIENT, fhir_comments=3))
     assert [(i.code, i.expression) for i in issues] == [("structure", "Patient.fhir_comments")]
+
+
+def test_base64_is_linear_and_exact() -> None:
+    """base64Binary: groups of 4, whitespace only between groups; no regex backtracking blow-up."""
+    binary = {"resourceType": "Binary", "contentType": "text/plain"}
+    assert validate_resource(binary | {"data": "QUJD\nREVG"}) == []
+    assert validate_resource(binary | {"data": "QUJ DREVG"})[0].expression == "Binary.data"
+    assert validate_resource(binary | {"data": "QUJD!"})[0].code == "value"
+    huge_invalid = "QUJD\n" * 200_000 + "!"  # exponential for the spec regex in a backtracking engine
+    assert validate_resource(binary | {"data": huge_invalid})[0].expression == "Binary.data"
+
+
+def test_unicode_whitespace() -> None:
+    """A no-break space is fine in a string (French text), not inside a code."""
+    assert validate_resource(_with(PATIENT, name=[{"family": "Le\u00a0Goff"}])) == []
+    issues = validate_resource(_with(PATIENT, language="\u00a0fr"))  # leading whitespace
+    assert [(i.code, i.expression) for i in issues] == [("value", "Patient.language")]

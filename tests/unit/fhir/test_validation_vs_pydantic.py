@@ -5,8 +5,8 @@ Reference: ``fhir.resources`` 8.x. It has no R4 (4.0.1) models: the top-level pa
 but dropped some resources (MedicinalProduct*, SubstanceSpecification, EffectEvidenceSynthesis...) and
 changed a few elements. So the comparison is restricted to what is identical in both:
 
-* bases are the official R4 examples (and the entries of the example Bundles) of resource types that
-  exist in R4B and that the R4B models accept unmodified;
+* bases are the official R4 examples (and the entries of the example Bundles, and the resources of
+  one Synthea bundle) of resource types that exist in R4B and that the R4B models accept unmodified;
 * a mutant is only compared when the element it touches has the same definition in R4 and in the R4B
   model (same JSON name, list or single, required or optional), checked by :func:`_same_in_r4b`
   against our compiled R4 tables; mutants touching an element that differs are discarded.
@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import csv
 import functools
+import gzip
 import typing
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from hygie.fhir.validation.compiler import COMPLEX, PRIMITIVE, RESOURCE, Table, 
 r4b = pytest.importorskip("fhir.resources.R4B")
 
 EXAMPLES = Path("/work/shared/data/fhir-r4-examples")
+SYNTHEA = Path("/work/shared/data/synthea-r4/bundles")
 _MAX_BASE_BYTES = 12_000
 
 pytestmark = pytest.mark.skipif(not (EXAMPLES / "index.csv").is_file(), reason="no HL7 examples")
@@ -77,8 +79,13 @@ def _pydantic_rejects(resource: dict[str, Any]) -> str | None:
 
 @functools.cache
 def _bases() -> tuple[dict[str, Any], ...]:
-    """Small official examples of types R4B knows, accepted as they are by both validators."""
+    """Small official examples (plus the first Synthea bundle's resources, for Claim, EOB...) of types
+    R4B knows, accepted as they are by both validators."""
     candidates: list[dict[str, Any]] = []
+    synthea = sorted(SYNTHEA.glob("*.json.gz"))[:1] if SYNTHEA.is_dir() else []
+    for path in synthea:
+        bundle = orjson.loads(gzip.decompress(path.read_bytes()))
+        candidates.extend(e["resource"] for e in bundle["entry"])
     with (EXAMPLES / "index.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             raw = (EXAMPLES / row["file"]).read_bytes()
