@@ -54,6 +54,7 @@ import calendar
 import functools
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -448,17 +449,21 @@ class _Compiler:
             return table
         if type_name not in self.resource_types:
             return None
-        if self._resource_defs is None:
-            self._resource_defs = {
-                sd["type"]: sd
-                for sd in load_bundle_resources("profiles-resources.json")
-                if sd.get("resourceType") == "StructureDefinition" and sd.get("kind") == "resource"
-            }
-        definition = _Definition(self._resource_defs[type_name])
-        table = Table(name=type_name, is_resource=True)
-        self.resources[type_name] = table
-        self._fill(definition, type_name, table)
-        return table
+        with _LOCK:  # a table is published only once complete: other threads never see a partial one
+            table = self.resources.get(type_name)
+            if table is not None:
+                return table
+            if self._resource_defs is None:
+                self._resource_defs = {
+                    sd["type"]: sd
+                    for sd in load_bundle_resources("profiles-resources.json")
+                    if sd.get("resourceType") == "StructureDefinition" and sd.get("kind") == "resource"
+                }
+            definition = _Definition(self._resource_defs[type_name])
+            table = Table(name=type_name, is_resource=True)
+            self._fill(definition, type_name, table)
+            self.resources[type_name] = table
+            return table
 
     def _fill(self, definition: _Definition, path: str, table: Table) -> None:
         definition.tables[path] = table
@@ -557,9 +562,17 @@ class _Compiler:
             elem.coding_codes = {system: frozenset(codes) for system, codes in by_system.items()}
 
 
-@functools.cache
+_LOCK = threading.RLock()
+_COMPILER: list[_Compiler] = []
+
+
 def _compiler() -> _Compiler:
-    return _Compiler()
+    """The process-wide compiler, built (data types included) by the first caller, under a lock."""
+    if not _COMPILER:
+        with _LOCK:
+            if not _COMPILER:
+                _COMPILER.append(_Compiler())
+    return _COMPILER[0]
 
 
 def datatype_table(type_name: str) -> Table:
