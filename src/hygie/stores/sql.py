@@ -194,7 +194,8 @@ class Params:
 
     def __call__(self, value: Any) -> str:
         self.args.append(value)
-        return f"${len(self.args)}" if self.pg else "?"
+        # numbered placeholders in both dialects: the text may be built in any order
+        return f"${len(self.args)}" if self.pg else f"?{len(self.args)}"
 
     def false(self) -> str:
         return "FALSE" if self.pg else "0"
@@ -366,22 +367,23 @@ def criterion_sql(p: Params, crit: Criterion, alias: str, now_us: int, counter: 
         inner = crit.chain
         assert inner is not None and crit.has_type and crit.has_param
         h = f"h{counter[0]}"
-        inner_sql = criterion_sql(p, inner, h, now_us, counter)
-        return (
+        # placeholders in textual order: SQLite binds "?" positionally
+        head = (
             f"{alias}.res_id IN (SELECT {sub}.target_id FROM idx_reference {sub} "
             f"JOIN resources {h} ON {h}.rid = {sub}.rid "
             f"WHERE {sub}.res_type = {p(crit.has_type)} AND {sub}.param = {p(crit.has_param)} "
-            f"AND {sub}.target_type = {alias}.res_type AND {h}.deleted = {p.false()} AND {inner_sql})"
+            f"AND {sub}.target_type = {alias}.res_type AND {h}.deleted = {p.false()} AND "
         )
+        return head + criterion_sql(p, inner, h, now_us, counter) + ")"
     if crit.chain is not None:
         t = f"t{counter[0]}"
-        inner_sql = criterion_sql(p, crit.chain, t, now_us, counter)
-        return (
+        head = (
             f"{alias}.rid IN (SELECT {sub}.rid FROM idx_reference {sub} "
             f"JOIN resources {t} ON {t}.res_type = {sub}.target_type AND {t}.res_id = {sub}.target_id "
             f"WHERE {_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)} "
-            f"AND {sub}.target_type = {p(crit.chain_target)} AND {t}.deleted = {p.false()} AND {inner_sql})"
+            f"AND {sub}.target_type = {p(crit.chain_target)} AND {t}.deleted = {p.false()} AND "
         )
+        return head + criterion_sql(p, crit.chain, t, now_us, counter) + ")"
     table = _KIND_TABLE[crit.kind]
     base = f"SELECT {sub}.rid FROM {table} {sub} WHERE {_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)}"
     if crit.modifier == "missing":

@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if runtime is None:
                 await rt.close()
 
-    return Starlette(routes=[Route("/", home), Mount("/fhir", app=fhir)], lifespan=lifespan)
+    routes = [Route("/", home), Route("/fhir", fhir), Mount("/fhir", app=fhir)]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class _StartedLater:

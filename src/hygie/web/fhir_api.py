@@ -70,9 +70,10 @@ def _check_formats(headers: dict[str, str], query: list[tuple[str, str]], has_bo
 class FhirApi:
     """ASGI app answering every FHIR request below its mount point."""
 
-    def __init__(self, service: FhirService, *, max_body_bytes: int) -> None:
+    def __init__(self, service: FhirService, *, max_body_bytes: int, prefix: str = "/fhir") -> None:
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.prefix = prefix
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
@@ -99,10 +100,9 @@ class FhirApi:
         method = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get("x-request-id") or uuid.uuid4().hex
-        root = scope.get("root_path", "")
         path = scope["path"]
-        if root and path.startswith(root):
-            path = path[len(root) :]
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix) :]
         path = unquote(path).strip("/")
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         try:
