@@ -71,9 +71,11 @@ class BinaryOffloadingStore:
         if not isinstance(data, str):
             return op
         try:
-            raw = base64.b64decode(data, validate=True)
+            raw = base64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise Unprocessable("Binary.data is not valid base64", code="value", expression="Binary.data") from exc
+        if base64.b64encode(raw).decode() != data:
+            return op  # not in canonical form (line breaks…): kept inline so it reads back byte for byte
         digest = await self.blobs.put(raw)
         del resource["data"]
         resource["_data"] = {"extension": [{"url": BLOB_EXTENSION, "valueString": digest}]}

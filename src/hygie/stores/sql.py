@@ -249,10 +249,11 @@ def _range_cond(p: Params, prefix: Prefix, lo_col: str, hi_col: str, qlo: int, q
 
 
 def _number_cond(p: Params, prefix: Prefix, col: str, value: float, low: float, high: float) -> str:
+    # the implicit range [low, high) of the value's precision; floats can collapse it to a point
     if prefix == "eq":
-        return f"({col} >= {p(low)} AND {col} < {p(high)})"
+        return f"(({col} >= {p(low)} AND {col} < {p(high)}) OR {col} = {p(value)})"
     if prefix == "ne":
-        return f"NOT ({col} >= {p(low)} AND {col} < {p(high)})"
+        return f"NOT (({col} >= {p(low)} AND {col} < {p(high)}) OR {col} = {p(value)})"
     if prefix in ("gt", "sa"):
         return f"{col} > {p(value)}"
     if prefix in ("lt", "eb"):
@@ -283,10 +284,12 @@ def _quantity_cond(p: Params, v: QuantityValue, alias: str) -> str:
 
 def _reference_cond(p: Params, v: ReferenceValue, alias: str) -> str:
     if v.target_id is not None and v.target_type is not None:
-        local = f"({alias}.target_type = {p(v.target_type)} AND {alias}.target_id = {p(v.target_id)})"
-        if v.url is not None:
-            return f"({local} OR {alias}.url = {p(v.url)})"
-        return local
+        # a canonical written "Type/id" is indexed as a URL: match it too
+        url = v.url or f"{v.target_type}/{v.target_id}"
+        return (
+            f"(({alias}.target_type = {p(v.target_type)} AND {alias}.target_id = {p(v.target_id)}) "
+            f"OR {alias}.url = {p(url)})"
+        )
     if v.target_id is not None:
         return f"{alias}.target_id = {p(v.target_id)}"
     return f"{alias}.url = {p(v.url)}"
