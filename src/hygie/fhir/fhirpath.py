@@ -57,10 +57,13 @@ class TypedBranch:
 
     ``type`` is the FHIR type of every node ``evaluate`` returns (``"Quantity"``, ``"string"``,
     ``"Observation.component"`` for backbone elements), or ``None`` when it is not known statically.
+    ``requires`` is a key the focus must hold for the branch to select anything (its first step),
+    so that callers can skip the evaluation with one dictionary look-up; ``None`` if unknown.
     """
 
     evaluate: Evaluator
     type: str | None
+    requires: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,6 +556,7 @@ def _merge(branches: Sequence[TypedBranch]) -> TypedBranch:
         return branches[0]
     evaluators = tuple(b.evaluate for b in branches)
     types = {b.type for b in branches}
+    requires = {b.requires for b in branches}
 
     def union(coll: list[Any], root: dict[str, Any]) -> list[Any]:
         out: list[Any] = []
@@ -560,7 +564,9 @@ def _merge(branches: Sequence[TypedBranch]) -> TypedBranch:
             out.extend(evaluate(coll, root))
         return out
 
-    return TypedBranch(union, types.pop() if len(types) == 1 else None)
+    return TypedBranch(
+        union, types.pop() if len(types) == 1 else None, requires.pop() if len(requires) == 1 else None
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,6 +584,7 @@ class _Branch:
     keys: tuple[str, ...] = ()
     choice_parent: _Branch | None = None  # untyped member: the branch it was read from
     choice_stem: str = ""  # ... and the element name, so ofType(T) can read stem + T
+    requires: str | None = None  # see TypedBranch.requires
 
 
 def _walk_branch(branch: _Branch, key: str, type_name: str | None) -> _Branch:
@@ -587,7 +594,12 @@ def _walk_branch(branch: _Branch, key: str, type_name: str | None) -> _Branch:
         source, keys = None, (key,)
     else:
         source, keys = branch.evaluate, (key,)
-    return _Branch(_walk(source, keys), type_name, source, keys)
+    requires = keys[0] if source is None else branch.requires
+    return _Branch(_walk(source, keys), type_name, source, keys, requires=requires)
+
+
+def _public(branches: Sequence[_Branch]) -> list[TypedBranch]:
+    return [TypedBranch(b.evaluate, b.type, b.requires) for b in branches]
 
 
 def _constant(values: list[Any]) -> Evaluator:
@@ -613,9 +625,8 @@ class _Compiler:
         return result
 
     def merged(self, node: Node, focus: _Branch) -> _Branch:
-        branches = self.compile(node, focus)
-        m = _merge([TypedBranch(b.evaluate, b.type) for b in branches])
-        return _Branch(m.evaluate, m.type)
+        m = _merge(_public(self.compile(node, focus)))
+        return _Branch(m.evaluate, m.type, requires=m.requires)
 
     # -- terms ---------------------------------------------------------------------------
 
@@ -675,7 +686,15 @@ class _Compiler:
         if branch.type is not None:
             return [_walk_branch(branch, name, None)]
         # Unknown type: the plain key and any choice keys (stem + TypeName).
-        return [_Branch(_choice_scan(branch.evaluate, name), None, choice_parent=branch, choice_stem=name)]
+        return [
+            _Branch(
+                _choice_scan(branch.evaluate, name),
+                None,
+                choice_parent=branch,
+                choice_stem=name,
+                requires=branch.requires,
+            )
+        ]
 
     def c_index(self, node: Node, focus: _Branch) -> list[_Branch]:
         base = self.merged(node[1], focus)
@@ -688,7 +707,7 @@ class _Compiler:
         def indexer(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             return source(coll, root)[index : index + 1]
 
-        return [_Branch(indexer, base.type)]
+        return [_Branch(indexer, base.type, requires=base.requires)]
 
     def c_negate(self, node: Node, focus: _Branch) -> list[_Branch]:
         base = self.merged(node[1], focus)
@@ -707,7 +726,7 @@ class _Compiler:
         branches = self.compile(operand, focus)
         if op == "as":
             return self.of_type(branches, type_name)
-        return [self.is_type(_merge([TypedBranch(b.evaluate, b.type) for b in branches]), type_name)]
+        return [self.is_type(_merge(_public(branches)), type_name)]
 
     def of_type(self, branches: list[_Branch], type_name: str) -> list[_Branch]:
         out: list[_Branch] = []
@@ -726,7 +745,7 @@ class _Compiler:
             def of_type(coll: list[Any], root: dict[str, Any], source: Evaluator = source) -> list[Any]:
                 return [n for n in source(coll, root) if _runtime_is(n, type_name)]
 
-            out.append(_Branch(of_type, type_name))
+            out.append(_Branch(of_type, type_name, requires=branch.requires))
         return out
 
     def is_type(self, operand: TypedBranch, type_name: str) -> _Branch:
@@ -792,7 +811,7 @@ class _Compiler:
                 ) -> list[Any]:
                     return [n for n in source(coll, root) if _resolved_type(n, root) == wanted]
 
-                out.append(_Branch(where_ref, branch.type))
+                out.append(_Branch(where_ref, branch.type, requires=branch.requires))
                 continue
             item = _Branch(_identity, branch.type)
             predicate = self.merged(criteria, item).evaluate
@@ -805,14 +824,14 @@ class _Compiler:
             ) -> list[Any]:
                 return [n for n in source(coll, root) if _truthy(predicate([n], root))]
 
-            out.append(_Branch(where, branch.type))
+            out.append(_Branch(where, branch.type, requires=branch.requires))
         return out
 
     def f_exists(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("exists", args, (0, 1))
         if args:
             bases = self.f_where(bases, args)
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        source = _merge(_public(bases)).evaluate
 
         def exists(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             return [bool(source(coll, root))]
@@ -821,7 +840,7 @@ class _Compiler:
 
     def f_empty(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("empty", args, (0,))
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        source = _merge(_public(bases)).evaluate
 
         def empty(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             return [not source(coll, root)]
@@ -830,7 +849,7 @@ class _Compiler:
 
     def f_hasValue(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("hasValue", args, (0,))
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        source = _merge(_public(bases)).evaluate
 
         def has_value(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             values = source(coll, root)
@@ -840,7 +859,7 @@ class _Compiler:
 
     def f_not(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("not", args, (0,))
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        source = _merge(_public(bases)).evaluate
 
         def negation(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             value = _truthy(source(coll, root))
@@ -850,7 +869,7 @@ class _Compiler:
 
     def f_count(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("count", args, (0,))
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        source = _merge(_public(bases)).evaluate
 
         def count(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             return [len(source(coll, root))]
@@ -858,13 +877,13 @@ class _Compiler:
         return [_Branch(count, "integer")]
 
     def _slice(self, bases: list[_Branch], start: int | None, stop: int | None) -> list[_Branch]:
-        merged = _merge([TypedBranch(b.evaluate, b.type) for b in bases])
+        merged = _merge(_public(bases))
         source = merged.evaluate
 
         def sliced(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             return source(coll, root)[start:stop]
 
-        return [_Branch(sliced, merged.type)]
+        return [_Branch(sliced, merged.type, requires=merged.requires)]
 
     def f_first(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("first", args, (0,))
@@ -893,11 +912,12 @@ class _Compiler:
 
     def f_is(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         type_name = self._type_arg("is", args)
-        return [self.is_type(_merge([TypedBranch(b.evaluate, b.type) for b in bases]), type_name)]
+        return [self.is_type(_merge(_public(bases)), type_name)]
 
     def f_resolve(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("resolve", args, (0,))
-        source = _merge([TypedBranch(b.evaluate, b.type) for b in bases]).evaluate
+        merged = _merge(_public(bases))
+        source = merged.evaluate
 
         def resolve(coll: list[Any], root: dict[str, Any]) -> list[Any]:
             out = []
@@ -907,7 +927,7 @@ class _Compiler:
                     out.append(target)
             return out
 
-        return [_Branch(resolve, "Resource")]
+        return [_Branch(resolve, "Resource", requires=merged.requires)]
 
     def f_extension(self, bases: list[_Branch], args: tuple[Node, ...]) -> list[_Branch]:
         self.arity("extension", args, (1,))
@@ -916,14 +936,15 @@ class _Compiler:
         url: str = args[0][1]
         out: list[_Branch] = []
         for branch in bases:
-            extensions = _walk_branch(branch, "extension", "Extension").evaluate
+            walked = _walk_branch(branch, "extension", "Extension")
+            extensions = walked.evaluate
 
             def extension(
                 coll: list[Any], root: dict[str, Any], extensions: Evaluator = extensions
             ) -> list[Any]:
                 return [e for e in extensions(coll, root) if type(e) is dict and e.get("url") == url]
 
-            out.append(_Branch(extension, "Extension"))
+            out.append(_Branch(extension, "Extension", requires=walked.requires))
         return out
 
     # -- entry point ---------------------------------------------------------------------
@@ -1025,7 +1046,7 @@ def compile_typed(
     branches = _Compiler(expression).run(
         tree, context_type if context_type is not None else resource_type, resource_type
     )
-    return tuple(TypedBranch(b.evaluate, b.type) for b in branches)
+    return tuple(_public(branches))
 
 
 def evaluate_typed(

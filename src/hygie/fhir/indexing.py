@@ -7,6 +7,9 @@ depend on the resource is done once per resource type: expressions are compiled 
 closures, and the row builder for each (parameter type, FHIR type) is chosen at plan time; only
 nodes whose type is not known statically are dispatched on their JSON shape.
 
+String rows of the ``phonetic`` parameters hold, per name part, both its phonetic key
+(:func:`hygie.fhir.values.phonetic`) and its plain normalised form.
+
 Not indexed: ``_text`` / ``_content`` / ``_query`` (no expression), ``special`` parameters
 (``Location.near``), Range and SampledData values of quantity parameters, and composites with
 more than two components or whose second component is a reference (the row format has no place
@@ -42,8 +45,13 @@ _NUMBER_PRIMITIVES = frozenset({"decimal", "integer", "positiveInt", "unsignedIn
 _ISO_4217 = "urn:iso:std:iso:4217"
 
 
+# Displays, codes and dates repeat a lot across resources: memoise their normalisation.
+_normalize = functools.lru_cache(maxsize=16384)(normalize_string)
+_date_range = functools.lru_cache(maxsize=16384)(date_range)
+
+
 def _norm(text: Any) -> str | None:
-    return normalize_string(text) if type(text) is str and text else None
+    return _normalize(text) if type(text) is str and text else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +253,8 @@ def _string_handler(fhir_type: str | None, phonetic_param: bool) -> Handler:
     if phonetic_param:
 
         def phonetic_rows(code: str, node: Any, out: IndexEntries) -> None:
+            # Each name part twice: its phonetic key (values.phonetic) for sound-alike matching,
+            # and its plain normalised form so that a plain string match on the parameter works.
             parts = (
                 [node.get("family"), *node.get("given", ())]
                 if type(node) is dict and (fhir_type == "HumanName" or "family" in node or "given" in node)
@@ -255,19 +265,20 @@ def _string_handler(fhir_type: str | None, phonetic_param: bool) -> Handler:
                     key = phonetic(part)
                     if key:
                         out.strings.append((code, key, part))
+                    out.strings.append((code, _normalize(part), part))
 
         return phonetic_rows
     if fhir_type in _STRING_PRIMITIVES:
 
         def primitive(code: str, node: Any, out: IndexEntries) -> None:
             if type(node) is str:
-                out.strings.append((code, normalize_string(node), node))
+                out.strings.append((code, _normalize(node), node))
 
         return primitive
 
     def structured(code: str, node: Any, out: IndexEntries) -> None:
         for part in _string_parts(node, fhir_type):
-            out.strings.append((code, normalize_string(part), part))
+            out.strings.append((code, _normalize(part), part))
 
     return structured
 
@@ -281,7 +292,7 @@ def _safe_range(text: Any) -> tuple[int, int] | None:
     if type(text) is not str:
         return None
     try:
-        return date_range(text)
+        return _date_range(text)
     except ValueError:
         return None
 
@@ -473,7 +484,7 @@ def _second_values(kind: str, node: Any, fhir_type: str | None) -> list[Second]:
     if kind == "date":
         return [(None, None, None, low, high, None) for low, high in _date_values(node, fhir_type)]
     if kind == "string":
-        return [(None, None, None, None, None, normalize_string(p)) for p in _string_parts(node, fhir_type)]
+        return [(None, None, None, None, None, _normalize(p)) for p in _string_parts(node, fhir_type)]
     if kind == "number" and type(node) in (int, float):
         return [(None, None, float(node), None, None, None)]
     return []
@@ -483,22 +494,27 @@ def _second_values(kind: str, node: Any, fhir_type: str | None) -> list[Second]:
 class _CompositePlan:
     code: str
     context: Evaluator
+    requires: str | None  # key the resource must hold for the context to select anything
     first: tuple[TypedBranch, ...]
     second: tuple[TypedBranch, ...]
     second_kind: str
 
     def run(self, resource: dict[str, Any], out: IndexEntries) -> None:
+        """Add the composite rows: for each context node, every first x second value pair."""
         for focus in self.context([resource], resource):
+            if type(focus) is not dict:
+                continue
+            seconds: list[Second] = []
+            for branch in self.second:
+                if branch.requires is None or branch.requires in focus:
+                    for node in branch.evaluate([focus], resource):
+                        seconds.extend(_second_values(self.second_kind, node, branch.type))
+            if not seconds:
+                continue
             firsts: list[tuple[str | None, str | None]] = []
             for branch in self.first:
                 for node in branch.evaluate([focus], resource):
                     firsts.extend((s, c) for s, c, _ in _token_values(node, branch.type))
-            if not firsts:
-                continue
-            seconds: list[Second] = []
-            for branch in self.second:
-                for node in branch.evaluate([focus], resource):
-                    seconds.extend(_second_values(self.second_kind, node, branch.type))
             for system1, code1 in firsts:
                 for second in seconds:
                     row: CompositeRow = (self.code, system1, code1, *second)
@@ -517,6 +533,7 @@ def _composite_plans(resource_type: str, param: SearchParam) -> list[_CompositeP
         _CompositePlan(
             code=param.code,
             context=context.evaluate,
+            requires=context.requires,
             first=param.components[0].compiled(resource_type, context.type),
             second=param.components[1].compiled(resource_type, context.type),
             second_kind=second_def.type,
@@ -532,7 +549,7 @@ def _composite_plans(resource_type: str, param: SearchParam) -> list[_CompositeP
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    tasks: tuple[tuple[str, Evaluator, Handler], ...]
+    tasks: tuple[tuple[str, Evaluator, Handler, str | None], ...]  # (code, select, build, requires)
     composites: tuple[_CompositePlan, ...]
     compartment_params: tuple[str, ...]  # preferred first: subject, patient
 
@@ -542,7 +559,7 @@ _PREFERRED_COMPARTMENT_PARAMS = ("subject", "patient")
 
 @functools.cache
 def _plan(resource_type: str) -> _Plan:
-    tasks: list[tuple[str, Evaluator, Handler]] = []
+    tasks: list[tuple[str, Evaluator, Handler, str | None]] = []
     composites: list[_CompositePlan] = []
     for code, param in search_params(resource_type).items():
         if param.expression is None:
@@ -553,7 +570,7 @@ def _plan(resource_type: str) -> _Plan:
         for branch in param.extractor(resource_type):
             handler = _handler(param, branch.type)
             if handler is not None:
-                tasks.append((code, branch.evaluate, handler))
+                tasks.append((code, branch.evaluate, handler, branch.requires))
     compartment = definitions.compartment_definition().get(resource_type, ())
     ordered = [p for p in _PREFERRED_COMPARTMENT_PARAMS if p in compartment]
     ordered += [p for p in compartment if p not in ordered]
@@ -583,11 +600,13 @@ def extract_index(resource: dict[str, Any]) -> IndexEntries:
     plan = _plan(resource_type)
     out = IndexEntries()
     root = [resource]
-    for code, evaluate, handler in plan.tasks:
-        for node in evaluate(root, resource):
-            handler(code, node, out)
+    for code, evaluate, handler, requires in plan.tasks:
+        if requires is None or requires in resource:
+            for node in evaluate(root, resource):
+                handler(code, node, out)
     for composite in plan.composites:
-        composite.run(resource, out)
+        if composite.requires is None or composite.requires in resource:
+            composite.run(resource, out)
 
     out.tokens = _dedupe(out.tokens)
     out.strings = _dedupe(out.strings)

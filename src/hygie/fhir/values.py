@@ -8,6 +8,7 @@ guarantees that a value written and a value searched for are normalised identica
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date
@@ -67,7 +68,7 @@ _SOUNDEX_CODES = {
 
 def _soundex(word: str) -> str:
     first = word[0]
-    out = [first.upper()]
+    out = [first]
     last = _SOUNDEX_CODES.get(first, "")
     for c in word[1:]:
         code = _SOUNDEX_CODES.get(c, "")
@@ -83,8 +84,10 @@ def _soundex(word: str) -> str:
 def phonetic(s: str) -> str:
     """Phonetic key of a name for the ``phonetic`` search parameters (Soundex of each word).
 
-    ``"Chalmers"`` and ``"Chalmurs"`` both give ``"C456"``; several words give space-separated
-    keys. Used for the index rows and for the searched value alike.
+    ``"Chalmers"`` and ``"Chalmurs"`` both give ``"c456"`` (lower case, so that it is its own
+    ``normalize_string``); several words give space-separated keys. The indexer stores it in the
+    ``norm`` column of the phonetic parameters' string rows; the query side matches
+    ``phonetic(searched value)`` against it.
     """
     words = re.findall(r"[a-z]+", normalize_string(s))
     return " ".join(_soundex(w) for w in words)
@@ -300,10 +303,19 @@ def ucum_canonical(value: float, code: str) -> tuple[float, str] | None:
     converted only within a dimension (``mmol/L`` and ``mg/dL`` stay apart); unknown units give
     ``None``. Annotations (``{beats}``) count as 1.
     """
+    conversion = _ucum_conversion(code)
+    if conversion is None:
+        return None
+    factor, offset, base = conversion
+    return value * factor + offset, base
+
+
+@functools.lru_cache(maxsize=1024)
+def _ucum_conversion(code: str) -> tuple[float, float, str] | None:
+    """``(factor, offset, base unit)`` such that ``base = value * factor + offset``."""
     temperature = _UCUM_TEMPERATURES.get(code)
     if temperature is not None:
-        factor, offset = temperature
-        return value * factor + offset, "K"
+        return temperature[0], temperature[1], "K"
     cleaned = _ANNOTATION_RE.sub("", code)
     if cleaned.count("/") > 1 or "." in cleaned:
         return None
@@ -312,6 +324,5 @@ def ucum_canonical(value: float, code: str) -> tuple[float, str] | None:
     bottom = _simple_unit(denominator) if "/" in cleaned else (1.0, "")
     if top is None or bottom is None:
         return None
-    factor = top[0] / bottom[0]
     per = f"/{bottom[1]}" if bottom[1] else ""
-    return value * factor, (top[1] + per) or "1"
+    return top[0] / bottom[0], 0.0, (top[1] + per) or "1"

@@ -197,6 +197,21 @@ def test_environment_variables_indexers_and_keyword_members() -> None:
     assert compile_expression("ValueSet.expansion.contains.code", "ValueSet")(value_set) == ["a", "b"]
 
 
+def test_branches_declare_the_key_they_require() -> None:
+    (quantity,) = compile_typed("Observation.value.ofType(Quantity).value", "Observation")
+    assert quantity.requires == "valueQuantity"
+    (patient,) = compile_typed("Observation.subject.where(resolve() is Patient)", "Observation")
+    assert patient.requires == "subject"
+    (bundle,) = compile_typed("Bundle.entry[0].resource", "Bundle")
+    assert bundle.requires == "entry"
+    (deceased,) = compile_typed("Patient.deceased.exists() and Patient.deceased != false", "Patient")
+    assert deceased.requires is None  # gives [False] on a resource without the element
+    (sequence,) = compile_typed(
+        "%resource.referenceSeq.chromosome", "MolecularSequence", "MolecularSequence.variant"
+    )
+    assert sequence.requires is None
+
+
 def test_element_types_come_from_the_definitions() -> None:
     assert ("valueQuantity", "Quantity") in element_types("Observation", "value")
     assert element_types("Observation", "component") == (("component", "Observation.component"),)

@@ -62,8 +62,10 @@ def test_normalize_string_ascii_is_lower_and_collapsed(text: str) -> None:
 
 
 def test_phonetic() -> None:
-    assert phonetic("Chalmers") == phonetic("chalmurs") == "C456"
-    assert phonetic("Robert Rupert") == "R163 R163"
+    assert phonetic("Chalmers") == phonetic("chalmurs") == "c456"
+    assert phonetic("Robert Rupert") == "r163 r163"
+    assert phonetic("Smith") == phonetic("Smyth") == "s530"
+    assert normalize_string(phonetic("Ashcraft Tymczak")) == phonetic("Ashcraft Tymczak")
     assert phonetic("Élodie") == phonetic("Elodie")
     assert phonetic("") == ""
 
