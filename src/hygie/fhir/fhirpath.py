@@ -40,6 +40,7 @@ __all__ = [
     "compile_typed",
     "element_types",
     "evaluate_typed",
+    "parse",
     "reference_type",
 ]
 
@@ -85,6 +86,8 @@ ElementMap = dict[str, dict[str, tuple[tuple[str, str], ...]]]
 
 @dataclass(frozen=True, slots=True)
 class _TypeModel:
+    """Element types of every R4 type, read once from the StructureDefinitions."""
+
     elements: ElementMap  # type name -> element name -> ((json key, type), ...)
     bases: dict[str, str]  # type name -> base type name
     names_lower: dict[str, str]  # lower-cased type name -> type name
@@ -132,6 +135,7 @@ def _build_type_model(structure_definitions: Sequence[dict[str, Any]]) -> _TypeM
 
 @functools.cache
 def _type_model() -> _TypeModel:
+    """The process-wide type model (empty when the definitions are not installed: untyped mode)."""
     try:
         sds = definitions.load_bundle_resources("profiles-types.json") + definitions.load_bundle_resources(
             "profiles-resources.json"
@@ -159,6 +163,7 @@ def _canonical_type(name: str) -> str:
 
 
 def _is_subtype(type_name: str, ancestor: str) -> bool:
+    """Whether ``type_name`` is ``ancestor`` or derives from it (Age -> Quantity, Patient -> Resource)."""
     bases = _type_model().bases
     current: str | None = type_name
     while current is not None:
@@ -166,10 +171,6 @@ def _is_subtype(type_name: str, ancestor: str) -> bool:
             return True
         current = bases.get(current)
     return False
-
-
-def _is_type_name(name: str) -> bool:
-    return name[:1].isupper() or name in _type_model().elements
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +232,8 @@ _STRING_ESCAPES = {
 
 
 def _unescape(body: str) -> str:
+    """Decode the escapes of a FHIRPath string literal."""
+
     def replace(match: re.Match[str]) -> str:
         text = match.group(1)
         if text.startswith("u"):
@@ -242,19 +245,22 @@ def _unescape(body: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Tok:
+    """A lexical token."""
+
     kind: str  # string | number | ident | env | op | end
     value: str
 
 
 def _tokenize(expression: str) -> list[_Tok]:
+    """Split an expression into tokens; keywords come out as operators (the parser decides)."""
     tokens: list[_Tok] = []
     pos = 0
     length = len(expression)
     while pos < length:
-        if expression[pos:].strip() == "":
-            break
         match = _TOKEN_RE.match(expression, pos)
-        if match is None or match.end() == pos:
+        if match is None:
+            if expression[pos:].isspace():
+                break
             raise FHIRPathError(f"unexpected character at {pos} in {expression!r}")
         pos = match.end()
         kind = match.lastgroup
@@ -280,6 +286,8 @@ Node = tuple[Any, ...]
 
 
 class _Parser:
+    """Precedence-climbing parser producing the tuple AST."""
+
     def __init__(self, expression: str) -> None:
         self.expression = expression
         self.tokens = _tokenize(expression)
@@ -412,6 +420,7 @@ def parse(expression: str) -> Node:
 
 
 def _identity(coll: list[Any], root: dict[str, Any]) -> list[Any]:
+    """The focus itself (``$this``, or the start of a path)."""
     return coll
 
 
@@ -588,6 +597,7 @@ class _Branch:
 
 
 def _walk_branch(branch: _Branch, key: str, type_name: str | None) -> _Branch:
+    """Extend a branch by one child step, fusing consecutive key steps into one walk."""
     if branch.keys:
         source, keys = branch.source, (*branch.keys, key)
     elif branch.evaluate is _identity:
@@ -599,10 +609,13 @@ def _walk_branch(branch: _Branch, key: str, type_name: str | None) -> _Branch:
 
 
 def _public(branches: Sequence[_Branch]) -> list[TypedBranch]:
+    """Compile-time branches as the public :class:`TypedBranch` values."""
     return [TypedBranch(b.evaluate, b.type, b.requires) for b in branches]
 
 
 def _constant(values: list[Any]) -> Evaluator:
+    """An evaluator returning a literal collection."""
+
     def constant(coll: list[Any], root: dict[str, Any]) -> list[Any]:
         return list(values)
 
@@ -610,6 +623,8 @@ def _constant(values: list[Any]) -> Evaluator:
 
 
 class _Compiler:
+    """Turns the AST into typed branches; one ``c_*`` method per node kind, one ``f_*`` per function."""
+
     def __init__(self, expression: str) -> None:
         self.expression = expression
 
@@ -660,8 +675,8 @@ class _Compiler:
 
     def c_ident(self, node: Node, focus: _Branch) -> list[_Branch]:
         name: str = node[1]
-        if name[:1].isupper() and _is_type_name(name):
-            # A type name as the first step is a filter on the focus' type.
+        if name[:1].isupper():
+            # A (capitalised) type name as the first step is a filter on the focus' type.
             if focus.type is not None:
                 return [focus] if _is_subtype(focus.type, name) else []
             source = focus.evaluate
@@ -966,6 +981,8 @@ def _resolve_is_pattern(node: Node) -> str | None:
 
 
 def _logic(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+    """FHIRPath three-valued ``and`` / ``or`` / ``xor`` / ``implies``."""
+
     def logic(coll: list[Any], root: dict[str, Any]) -> list[Any]:
         a = _truthy(left(coll, root))
         b = _truthy(right(coll, root))
@@ -984,10 +1001,13 @@ def _logic(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
 
 
 def _normalise_for_equivalence(value: Any) -> Any:
+    """String equivalence (``~``) ignores case and whitespace differences."""
     return " ".join(value.lower().split()) if type(value) is str else value
 
 
 def _comparison(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+    """Equality, equivalence and ordering operators (empty operand -> empty result)."""
+
     def compare(coll: list[Any], root: dict[str, Any]) -> list[Any]:
         a = left(coll, root)
         b = right(coll, root)
@@ -1015,6 +1035,8 @@ def _comparison(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
 
 
 def _membership(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
+    """``in`` / ``contains`` on collections."""
+
     def member(coll: list[Any], root: dict[str, Any]) -> list[Any]:
         a = left(coll, root)
         b = right(coll, root)

@@ -51,6 +51,7 @@ _date_range = functools.lru_cache(maxsize=16384)(date_range)
 
 
 def _norm(text: Any) -> str | None:
+    """Normalised text of an optional display, ``None`` when absent or empty."""
     return _normalize(text) if type(text) is str and text else None
 
 
@@ -103,6 +104,7 @@ def _guess_type(node: Any) -> str | None:
 
 
 def _tok_coding(node: Any) -> list[TokenValue]:
+    """Coding -> (system, code, normalised display)."""
     if type(node) is not dict:
         return []
     system, code = node.get("system"), node.get("code")
@@ -112,6 +114,10 @@ def _tok_coding(node: Any) -> list[TokenValue]:
 
 
 def _tok_codeable(node: Any) -> list[TokenValue]:
+    """CodeableConcept -> one value per coding (text: its display, else the concept's text).
+
+    A text-only value is added when ``text`` is not one of the displays, for ``:text``.
+    """
     if type(node) is not dict:
         return []
     text = _norm(node.get("text"))
@@ -132,6 +138,7 @@ def _tok_codeable(node: Any) -> list[TokenValue]:
 
 
 def _tok_identifier(node: Any) -> list[TokenValue]:
+    """Identifier -> (system, value, normalised type.text)."""
     if type(node) is not dict:
         return []
     system, value = node.get("system"), node.get("value")
@@ -143,12 +150,14 @@ def _tok_identifier(node: Any) -> list[TokenValue]:
 
 
 def _tok_contact_point(node: Any) -> list[TokenValue]:
+    """ContactPoint -> (its system, e.g. ``phone``, value)."""
     if type(node) is not dict or type(node.get("value")) is not str:
         return []
     return [(node.get("system"), node["value"], None)]
 
 
 def _tok_primitive(node: Any) -> list[TokenValue]:
+    """code / string / uri / boolean / number primitives -> (None, value as text)."""
     if type(node) is str:
         return [(None, node, None)]
     if type(node) is bool:
@@ -159,13 +168,14 @@ def _tok_primitive(node: Any) -> list[TokenValue]:
 
 
 def _tok_quantity(node: Any) -> list[TokenValue]:
-    # A Quantity under a token parameter matches on its unit.
+    """A Quantity under a token parameter matches on its unit."""
     if type(node) is not dict or (node.get("system") is None and node.get("code") is None):
         return []
     return [(node.get("system"), node.get("code"), _norm(node.get("unit")))]
 
 
 def _tok_reference(node: Any) -> list[TokenValue]:
+    """A Reference under a token parameter matches on its identifier."""
     if type(node) is not dict:
         return []
     identifier = node.get("identifier")
@@ -184,11 +194,13 @@ _TOKEN_EXTRACTORS: dict[str, Callable[[Any], list[TokenValue]]] = {
 
 
 def _token_values(node: Any, fhir_type: str | None) -> list[TokenValue]:
+    """Token values of a node, by static type or else by shape."""
     extractor = _TOKEN_EXTRACTORS.get(fhir_type or "") or _TOKEN_EXTRACTORS.get(_guess_type(node) or "")
     return extractor(node) if extractor is not None else []
 
 
 def _token_handler(fhir_type: str | None) -> Handler | None:
+    """The token row builder for a static node type (Identifier adds the ``:of-type`` rows)."""
     if fhir_type == "Identifier":
 
         def identifier(code: str, node: Any, out: IndexEntries) -> None:
@@ -233,6 +245,7 @@ _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", 
 
 
 def _string_parts(node: Any, fhir_type: str | None) -> list[str]:
+    """The strings a parameter matches in a node: itself, or the parts of a HumanName / Address."""
     if type(node) is str:
         return [node]
     if type(node) is not dict:
@@ -250,6 +263,7 @@ def _string_parts(node: Any, fhir_type: str | None) -> list[str]:
 
 
 def _string_handler(fhir_type: str | None, phonetic_param: bool) -> Handler:
+    """The string row builder for a static node type (phonetic parameters add phonetic keys)."""
     if phonetic_param:
 
         def phonetic_rows(code: str, node: Any, out: IndexEntries) -> None:
@@ -289,6 +303,7 @@ def _string_handler(fhir_type: str | None, phonetic_param: bool) -> Handler:
 
 
 def _safe_range(text: Any) -> tuple[int, int] | None:
+    """``date_range`` of a value, ``None`` when it is not a valid date (never fails indexing)."""
     if type(text) is not str:
         return None
     try:
@@ -298,6 +313,7 @@ def _safe_range(text: Any) -> tuple[int, int] | None:
 
 
 def _date_values(node: Any, fhir_type: str | None) -> list[tuple[int, int]]:
+    """Ranges of a date primitive, Period (open ends at DATE_MIN / DATE_MAX) or Timing (events, bounds)."""
     if type(node) is str:
         found = _safe_range(node)
         return [found] if found is not None else []
@@ -324,6 +340,7 @@ def _date_values(node: Any, fhir_type: str | None) -> list[tuple[int, int]]:
 
 
 def _date_handler(fhir_type: str | None) -> Handler:
+    """The date row builder for a static node type."""
     if fhir_type in _DATE_PRIMITIVES:
 
         def primitive(code: str, node: Any, out: IndexEntries) -> None:
@@ -361,6 +378,8 @@ def parse_reference(reference: str) -> tuple[str | None, str | None, str | None]
 
 
 def _reference_handler(fhir_type: str | None) -> Handler:
+    """Reference rows (literal, canonical or resource node) and ``<param>:identifier`` token rows."""
+
     def reference(code: str, node: Any, out: IndexEntries) -> None:
         if type(node) is str:
             out.references.append((code, None, None, node))
@@ -407,6 +426,10 @@ def _quantity_values(
 
 
 def _quantity_handler(fhir_type: str | None) -> Handler | None:
+    """Quantity rows, with the UCUM canonical form when convertible.
+
+    ``None`` (nothing indexed) for Range, SampledData and Ratio.
+    """
     if fhir_type in ("Range", "SampledData", "Ratio"):
         return None
 
@@ -431,6 +454,8 @@ def _quantity_handler(fhir_type: str | None) -> Handler | None:
 
 
 def _number_handler(fhir_type: str | None) -> Handler:
+    """Number rows for decimal and integer primitives."""
+
     def number(code: str, node: Any, out: IndexEntries) -> None:
         if type(node) in (int, float):
             out.numbers.append((code, float(node)))
@@ -439,6 +464,8 @@ def _number_handler(fhir_type: str | None) -> Handler:
 
 
 def _uri_handler(fhir_type: str | None) -> Handler:
+    """Uri rows for uri / url / canonical primitives."""
+
     def uri(code: str, node: Any, out: IndexEntries) -> None:
         if type(node) is str:
             out.uris.append((code, node))
@@ -475,6 +502,7 @@ Second = tuple[str | None, str | None, float | None, int | None, int | None, str
 
 
 def _second_values(kind: str, node: Any, fhir_type: str | None) -> list[Second]:
+    """Values of a composite's second component, in CompositeRow column order."""
     if kind == "token":
         return [(s, c, None, None, None, None) for s, c, _ in _token_values(node, fhir_type)]
     if kind == "quantity":
@@ -492,6 +520,8 @@ def _second_values(kind: str, node: Any, fhir_type: str | None) -> list[Second]:
 
 @dataclass(frozen=True, slots=True)
 class _CompositePlan:
+    """A composite parameter compiled for one resource type and one context branch."""
+
     code: str
     context: Evaluator
     requires: str | None  # key the resource must hold for the context to select anything
@@ -522,6 +552,7 @@ class _CompositePlan:
 
 
 def _composite_plans(resource_type: str, param: SearchParam) -> list[_CompositePlan]:
+    """Plans for a composite parameter, or none when its shape does not fit CompositeRow."""
     if len(param.components) != 2:
         return []
     first_def, second_def = (c.param for c in param.components)
@@ -549,6 +580,8 @@ def _composite_plans(resource_type: str, param: SearchParam) -> list[_CompositeP
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
+    """Everything needed to index one resource type, compiled once."""
+
     tasks: tuple[tuple[str, Evaluator, Handler, str | None], ...]  # (code, select, build, requires)
     composites: tuple[_CompositePlan, ...]
     compartment_params: tuple[str, ...]  # preferred first: subject, patient
@@ -559,6 +592,7 @@ _PREFERRED_COMPARTMENT_PARAMS = ("subject", "patient")
 
 @functools.cache
 def _plan(resource_type: str) -> _Plan:
+    """Compile the extraction plan of a resource type (cached for the process)."""
     tasks: list[tuple[str, Evaluator, Handler, str | None]] = []
     composites: list[_CompositePlan] = []
     for code, param in search_params(resource_type).items():
@@ -584,6 +618,7 @@ def index_plan_size(resource_type: str) -> int:
 
 
 def _dedupe(rows: list[Any]) -> list[Any]:
+    """Drop repeated rows, keeping the first occurrence order."""
     return list(dict.fromkeys(rows)) if len(rows) > 1 else rows
 
 

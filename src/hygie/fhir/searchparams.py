@@ -95,18 +95,13 @@ class SearchParam:
 
     def extractor(self, resource_type: str) -> tuple[TypedBranch, ...]:
         """The compiled expression for ``resource_type`` (a base of this parameter or a subtype)."""
-        return _compiled(self.url, self.code, resource_type)
-
-
-@functools.cache
-def _compiled(url: str, code: str, resource_type: str) -> tuple[TypedBranch, ...]:
-    param = _registry().by_url.get(url)
-    if param is None or param.expression is None:
-        return ()
-    return compile_typed(param.expression, resource_type)
+        if self.expression is None:
+            return ()
+        return compile_typed(self.expression, resource_type)
 
 
 def _from_definition(resource: dict[str, Any]) -> SearchParam:
+    """Build a :class:`SearchParam` from a SearchParameter resource, with default modifiers/comparators."""
     param_type: ParamType = resource["type"]
     targets = tuple(resource.get("target", ()))
     modifiers = tuple(resource.get("modifier", ())) or _DEFAULT_MODIFIERS.get(param_type, ())
@@ -137,12 +132,15 @@ def _from_definition(resource: dict[str, Any]) -> SearchParam:
 
 @dataclass(frozen=True, slots=True)
 class _Registry:
+    """All parameters, by canonical url and by base type then code."""
+
     by_url: dict[str, SearchParam]
     by_base: dict[str, dict[str, SearchParam]]
 
 
 @functools.cache
 def _registry() -> _Registry:
+    """Read the SearchParameter bundle once per process."""
     by_url: dict[str, SearchParam] = {}
     by_base: dict[str, dict[str, SearchParam]] = {}
     for resource in definitions.load_bundle_resources("search-parameters.json"):

@@ -67,6 +67,7 @@ _SOUNDEX_CODES = {
 
 
 def _soundex(word: str) -> str:
+    """American Soundex code of one lower-case ASCII word."""
     first = word[0]
     out = [first]
     last = _SOUNDEX_CODES.get(first, "")
@@ -104,6 +105,7 @@ _DATE_RE = re.compile(
 
 
 def _days_in_month(year: int, month: int) -> int:
+    """Number of days in a month of a (proleptic Gregorian) year."""
     if month == 12:
         return 31
     return (date(year, month + 1, 1) - date(year, month, 1)).days
@@ -166,10 +168,12 @@ def date_range(text: str) -> tuple[int, int]:
 
 
 def _is_leap(year: int) -> bool:
+    """Gregorian leap year."""
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _clamp(low: int, high: int) -> tuple[int, int]:
+    """Keep a range inside the representable [DATE_MIN, DATE_MAX]."""
     return max(low, DATE_MIN), min(high, DATE_MAX)
 
 
