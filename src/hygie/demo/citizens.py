@@ -28,7 +28,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from hygie.demo import codes
 from hygie.demo.codes import ConditionDef, DocumentTypeDef, MedicationDef
@@ -129,7 +129,6 @@ _ACUTE_ADULT: Final = (
 _ACUTE_CHILD: Final = ("pharyngitis", "gastroenteritis", "bronchitis", "allergic_rhinitis")
 _RESPIRATORY: Final = frozenset({"asthma", "copd", "bronchitis", "pneumonia", "bronchiolitis", "sinusitis"})
 _FEVERISH: Final = frozenset({"pharyngitis", "sinusitis", "bronchitis", "pneumonia", "bronchiolitis", "uti"})
-_TREATED_BP: Final = frozenset({"hypertension"})
 
 
 # --------------------------------------------------------------------------- identity
@@ -248,9 +247,10 @@ def draw_identity(rng: random.Random, key: str, *, min_age: int = 0, max_age: in
     used_family = None
     if gender == "female" and age >= 22 and rng.random() < 0.45:
         used_family = rng.choice([s for s in load_surnames() if s != family])
-    status: IdentityStatus = rng.choices(
-        [s for s, _ in _STATUS_WEIGHTS], weights=[w for _, w in _STATUS_WEIGHTS]
-    )[0]  # type: ignore[assignment]
+    status = cast(
+        "IdentityStatus",
+        rng.choices([s for s, _ in _STATUS_WEIGHTS], weights=[w for _, w in _STATUS_WEIGHTS])[0],
+    )
     place = birth_commune.insee if birth_commune else birth_country[0] if birth_country else "99100"
     nia = birth_country is not None and rng.random() < 0.35
     matricule = build_nir(gender, birth_date.year, birth_date.month, place, rng.randint(1, 999))
@@ -446,7 +446,6 @@ class HistoryBuilder:
         document_years: int = 4,
         forced_conditions: Sequence[str] | None = None,
         forced_allergies: Sequence[str] | None = None,
-        ins: InsFlavour = "nir",
     ) -> None:
         self.rng = rng
         self.ident = ident
@@ -456,7 +455,6 @@ class HistoryBuilder:
         self.documents_from = max(self.start, date(end_year - document_years + 1, 1, 1))
         self.department = ident.residence.commune.department
         self.gp = rng.choice(hub.gps)
-        self.ins = ins
         self.entries: list[tuple[str, dict[str, Any]]] = []
         self.patient_urn = f"urn:uuid:{ident.patient_uuid}"
         self.device_urn: str | None = None
@@ -521,8 +519,9 @@ class HistoryBuilder:
             earliest = self.ident.birth_date + timedelta(days=int(min_age * 365.25))
             if earliest > self.end:
                 continue
-            # Half the conditions predate the record, the others appear during it.
-            if self.rng.random() < 0.5 and earliest < self.start:
+            # Half the conditions predate the record, the others appear during it; forced ones
+            # (demo citizens) predate it so that the whole record shows them.
+            if (forced is not None or self.rng.random() < 0.5) and earliest < self.start:
                 onset = _random_date(self.rng, earliest, self.start)
             else:
                 onset = _random_date(self.rng, max(earliest, self.start), self.end - timedelta(days=60))
@@ -1107,7 +1106,8 @@ class HistoryBuilder:
     def _patient_banner(self) -> list[str]:
         ident = self.ident
         born = "Née" if ident.gender == "female" else "Né"
-        lines = [ident.display, f"{born} {ident.family} le {fr_date(ident.birth_date)}"]
+        birth_name = f" {ident.family}" if ident.used_family else ""
+        lines = [ident.display, f"{born}{birth_name} le {fr_date(ident.birth_date)}"]
         if ident.status == "QUAL":
             lines.append(f"INS : {ident.matricule} (identité qualifiée)")
         lines.append(
@@ -1228,7 +1228,11 @@ class HistoryBuilder:
         ]
 
     def _history_lines(self, day: date) -> list[str]:
-        conditions = [f"{c.condition.label} (depuis {c.onset.year})" for c in self.chronic if c.onset <= day]
+        conditions = [
+            f"{c.condition.label} (depuis {c.onset.year})"
+            for c in self.chronic
+            if c.recorded and c.onset <= day
+        ]
         return conditions or ["Pas d'antécédent notable."]
 
     def _documents(self) -> None:
@@ -1366,7 +1370,6 @@ def patient_bundle(
         end_year=end_year,
         forced_conditions=forced_conditions,
         forced_allergies=forced_allergies,
-        ins=ins,
     )
     builder.build()
     if target_resources is not None:

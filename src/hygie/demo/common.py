@@ -20,7 +20,6 @@ __all__ = [
     "Street",
     "ascii_slug",
     "fhir_datetime",
-    "fhir_instant_date",
     "fr_date",
     "landline_phone",
     "mobile_phone",
@@ -100,11 +99,6 @@ def fhir_datetime(local: datetime, department: str) -> str:
     offset = utc_offset(local, department)
     sign = "+" if offset >= 0 else "-"
     return f"{local.strftime('%Y-%m-%dT%H:%M:%S')}{sign}{abs(offset):02d}:00"
-
-
-def fhir_instant_date(day: date) -> str:
-    """A FHIR date (``YYYY-MM-DD``)."""
-    return day.isoformat()
 
 
 def fr_date(day: date | datetime, *, long: bool = False) -> str:

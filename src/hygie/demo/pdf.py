@@ -91,7 +91,11 @@ def render_pdf(doc: PdfDocument) -> bytes:
     pdf.ln(6)
     pdf.set_font("Helvetica", "I", 10)
     pdf.cell(0, 5, to_latin1(doc.author), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_y(-18)
+    # The footer goes on every page; auto page break off so that writing it never adds a page.
+    pdf.set_auto_page_break(auto=False)
     pdf.set_font("Helvetica", "I", 7)
-    pdf.cell(0, 4, to_latin1(doc.footer), align="C")
+    for number in range(1, pdf.page_no() + 1):
+        pdf.page = number
+        pdf.set_y(-15)
+        pdf.cell(0, 4, to_latin1(doc.footer), align="C")
     return bytes(pdf.output())

@@ -20,7 +20,7 @@ import io
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, cast
 
 __all__ = ["Commune", "FirstName", "load_communes", "load_first_names", "load_surnames"]
 
@@ -101,7 +101,7 @@ def load_first_names() -> tuple[FirstName, ...]:
         generation = r["generation"]
         if sex not in ("F", "M") or generation not in ("old", "mid", "young"):
             raise ValueError(f"bad row in first_names.csv: {r}")
-        names.append(FirstName(r["name"], sex, generation))  # type: ignore[arg-type]
+        names.append(FirstName(r["name"], cast("Literal['F', 'M']", sex), cast("Generation", generation)))
     return tuple(names)
 
 
