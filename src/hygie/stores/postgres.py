@@ -55,10 +55,16 @@ def _row(r: Sequence[Any]) -> StoredResource:
 
 
 class _PgTransaction:
+    """One PostgreSQL transaction. New resources (version 1) are buffered and written in bulk —
+    one statement per table for the whole batch — before any read in the transaction and
+    before commit; updates and deletes are written at once."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.pending: dict[tuple[str, str], WriteOp] = {}
 
     async def read_for_update(self, resource_type: str, id: str) -> StoredResource | None:
+        await self.flush()
         row = await self.conn.fetchrow(
             f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE res_type = $1 AND res_id = $2 FOR UPDATE",
             resource_type,
@@ -67,6 +73,53 @@ class _PgTransaction:
         return _row(row) if row else None
 
     async def write(self, op: WriteOp) -> None:
+        if op.version == 1 and not op.deleted:
+            key = (op.resource_type, op.id)
+            if key in self.pending:
+                raise Conflict(f"{op.resource_type}/{op.id} is written twice in one transaction")
+            self.pending[key] = op
+            return
+        await self.flush()
+        await self._write_one(op)
+
+    async def flush(self) -> None:
+        """Insert the buffered new resources, their history rows and index rows in bulk."""
+        if not self.pending:
+            return
+        ops = list(self.pending.values())
+        self.pending = {}
+        conn = self.conn
+        rows = await conn.fetch(
+            "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, patient, content) "
+            "SELECT t, i, 1, u, FALSE, p, c FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], "
+            "$5::bytea[]) AS x(t, i, u, p, c) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid, res_type, res_id",
+            [o.resource_type for o in ops], [o.id for o in ops], [o.last_updated for o in ops],
+            [o.patient for o in ops], [o.content for o in ops],
+        )
+        if len(rows) != len(ops):
+            created = {(r[1], r[2]) for r in rows}
+            clash = next(o for o in ops if (o.resource_type, o.id) not in created)
+            raise Conflict(f"{clash.resource_type}/{clash.id} already exists (created concurrently)")
+        rid_of = {(r[1], r[2]): r[0] for r in rows}
+        rids = [rid_of[(o.resource_type, o.id)] for o in ops]
+        await conn.execute(
+            "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
+            "SELECT r, t, i, 1, u, FALSE, m, p, c FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], "
+            "$5::text[], $6::text[], $7::bytea[]) AS x(r, t, i, u, m, p, c)",
+            rids, [o.resource_type for o in ops], [o.id for o in ops], [o.last_updated for o in ops],
+            [o.method for o in ops], [o.patient for o in ops], [o.content for o in ops],
+        )
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        for rid, op in zip(rids, ops, strict=True):
+            if op.index is None:
+                continue
+            for table, index_rows in sql.index_rows(rid, op.resource_type, op.index).items():
+                tables.setdefault(table, []).extend(index_rows)
+        for table, index_rows in tables.items():
+            columns = [list(col) for col in zip(*index_rows, strict=True)]
+            await conn.execute(_INSERTS[table], *columns)
+
+    async def _write_one(self, op: WriteOp) -> None:
         conn = self.conn
         existing = await conn.fetchrow(
             "SELECT rid, version FROM resources WHERE res_type = $1 AND res_id = $2 FOR UPDATE",
@@ -110,6 +163,7 @@ class _PgTransaction:
                 await conn.execute(_INSERTS[table], *columns)
 
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
+        await self.flush()
         p = Params(_DIALECT)
         where = sql._where(p, query, "r", time.time_ns() // 1000)
         rows = await self.conn.fetch(
@@ -228,7 +282,9 @@ class PostgresResourceStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         async with self.pool.acquire() as conn, conn.transaction():
-            yield _PgTransaction(conn)
+            tx = _PgTransaction(conn)
+            yield tx
+            await tx.flush()
 
     async def close(self) -> None:
         await self.pool.close()
