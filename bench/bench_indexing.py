@@ -1,6 +1,6 @@
 """Measure search-index extraction speed over the Synthea bundles.
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/bench_indexing.py [bundle folder] [max bundles] [passes]``.
+Usage: ``.venv/bin/python bench/bench_indexing.py [bundle folder] [max bundles] [passes]``.
 
 The bundles' ``urn:uuid:`` references are first rewritten to ``Type/id`` as a transaction does
 before indexing, so that references and compartments are extracted as in production. After a
