@@ -77,9 +77,7 @@ async def open_backend(backend: str, request: pytest.FixtureRequest) -> Resource
 
     pg = await PostgresResourceStore.connect(url, min_size=1, max_size=4)
     async with pg.pool.acquire() as conn:
-        await conn.execute(
-            f"TRUNCATE resources, history, {', '.join(INDEX_TABLES)} RESTART IDENTITY"
-        )
+        await conn.execute(f"TRUNCATE resources, history, {', '.join(INDEX_TABLES)} RESTART IDENTITY")
     return pg
 
 
@@ -96,7 +94,9 @@ BASE = "http://testserver/fhir"
 
 @pytest.fixture
 def limits() -> Limits:
-    return Limits(default_count=20, max_count=200, max_includes=50, max_bundle_entries=2000, everything_page=500)
+    return Limits(
+        default_count=20, max_count=200, max_includes=50, max_bundle_entries=2000, everything_page=500
+    )
 
 
 @pytest.fixture
@@ -118,6 +118,8 @@ async def client(service: FhirService, settings: Settings) -> AsyncIterator[http
     runtime = Runtime(settings, service.store, MemoryBlobStore(), service)
     app = create_app(runtime=runtime)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as c,
+    ):
+        yield c

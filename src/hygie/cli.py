@@ -17,7 +17,9 @@ from hygie.config import load_settings
 app = typer.Typer(help="Hygie: the French national digital-health system on FHIR R4.", no_args_is_help=True)
 console = Console()
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (HYGIE_DATA_DIR; default ./data)")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (HYGIE_DATA_DIR; default ./data)")
+]
 DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="sqlite:///PATH or postgresql://… (HYGIE_DATABASE_URL)")
 ]

@@ -68,13 +68,17 @@ def _blob_key(data_dir: Path) -> bytes:
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings from the environment; keyword overrides win (used by the CLI and tests)."""
-    data_dir = Path(str(overrides.pop("data_dir", None) or os.environ.get("HYGIE_DATA_DIR") or "data")).resolve()
+    data_dir = Path(
+        str(overrides.pop("data_dir", None) or os.environ.get("HYGIE_DATA_DIR") or "data")
+    ).resolve()
     database_url = str(
         overrides.pop("database_url", None)
         or os.environ.get("HYGIE_DATABASE_URL")
         or f"sqlite:///{data_dir / 'hygie.sqlite3'}"
     )
-    blob_dir = Path(str(overrides.pop("blob_dir", None) or os.environ.get("HYGIE_BLOB_DIR") or data_dir / "blobs"))
+    blob_dir = Path(
+        str(overrides.pop("blob_dir", None) or os.environ.get("HYGIE_BLOB_DIR") or data_dir / "blobs")
+    )
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url,

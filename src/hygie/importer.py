@@ -84,7 +84,9 @@ def _reason(error: FhirError) -> str:
     return "; ".join(parts) or str(error)
 
 
-async def _one(service: FhirService, caller: Caller, resource: dict[str, Any], source: str, report: ImportReport) -> None:
+async def _one(
+    service: FhirService, caller: Caller, resource: dict[str, Any], source: str, report: ImportReport
+) -> None:
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
         report.rejected.append(Rejection(source, "?", "no resourceType"))
@@ -116,11 +118,15 @@ async def _bundle(
         entries = bundle.get("entry") or []
         reason = _reason(error)
         report.rejected.append(
-            Rejection(source, f"Bundle ({bundle.get('type')}, {len(entries)} entries, nothing stored)", reason)
+            Rejection(
+                source, f"Bundle ({bundle.get('type')}, {len(entries)} entries, nothing stored)", reason
+            )
         )
         return
     body = response.body if isinstance(response.body, dict) else {}
-    for i, (entry, result) in enumerate(zip(bundle.get("entry") or [], body.get("entry") or [], strict=False)):
+    for i, (entry, result) in enumerate(
+        zip(bundle.get("entry") or [], body.get("entry") or [], strict=False)
+    ):
         status = str(result.get("response", {}).get("status", ""))
         resource = entry.get("resource") or {}
         if status.startswith("2"):
@@ -128,15 +134,22 @@ async def _bundle(
                 report.stored[str(resource.get("resourceType", "?"))] += 1
         else:
             outcome = result.get("response", {}).get("outcome", {})
-            reason = "; ".join(i.get("diagnostics", "") for i in outcome.get("issue", [])) or f"status {status}"
+            reason = (
+                "; ".join(i.get("diagnostics", "") for i in outcome.get("issue", [])) or f"status {status}"
+            )
             report.rejected.append(Rejection(f"{source}#entry{i}", _describe(resource), reason))
 
 
 def _resources_in(data: Any) -> Iterator[tuple[str, Any]]:
     """Resources to write one by one from a parsed JSON document (non-transaction Bundles)."""
-    if isinstance(data, dict) and data.get("resourceType") == "Bundle" and data.get("type") not in (
-        "transaction",
-        "batch",
+    if (
+        isinstance(data, dict)
+        and data.get("resourceType") == "Bundle"
+        and data.get("type")
+        not in (
+            "transaction",
+            "batch",
+        )
     ):
         for i, entry in enumerate(data.get("entry") or []):
             if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):

@@ -110,7 +110,7 @@ async def test_every_example_round_trips_and_is_found(service: FhirService, shar
             req = FhirRequest("PUT", f"{rtype}/{rid}", [], {}, resource=dict(resource))
         try:
             response = await route(service, req)
-        except Exception as exc:  # noqa: BLE001 - collect every failure before asserting
+        except Exception as exc:
             failures.append(f"create {path.name}: {exc}")
             continue
         if response.status not in (200, 201):
@@ -133,16 +133,24 @@ async def test_every_example_round_trips_and_is_found(service: FhirService, shar
         rtype, rid = resource["resourceType"], resource["id"]
         for name, value in queries_for(resource):
             searched += 1
-            req = FhirRequest("GET", rtype, [(name, value), ("_count", "200"), ("_elements", "id")],
-                              {"prefer": "handling=strict"})
+            req = FhirRequest(
+                "GET",
+                rtype,
+                [(name, value), ("_count", "200"), ("_elements", "id")],
+                {"prefer": "handling=strict"},
+            )
             try:
                 response = await route(service, req)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failures.append(f"{rtype}/{rid} {name}={value}: {exc}")
                 continue
             body = response.body
             assert isinstance(body, dict)
-            found = {e["resource"]["id"] for e in body.get("entry", []) if e.get("search", {}).get("mode") == "match"}
+            found = {
+                e["resource"]["id"]
+                for e in body.get("entry", [])
+                if e.get("search", {}).get("mode") == "match"
+            }
             if rid not in found:
                 failures.append(f"{rtype}/{rid} not found by {name}={value}")
     assert not failures, f"{len(failures)} of {searched} searches failed:\n" + "\n".join(failures[:60])

@@ -24,10 +24,18 @@ def tx(entries: list[dict[str, Any]], kind: str = "transaction") -> dict[str, An
 
 
 def post(full_url: str, resource: dict[str, Any], **request: Any) -> dict[str, Any]:
-    return {"fullUrl": full_url, "resource": resource, "request": {"method": "POST", "url": resource["resourceType"], **request}}
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], **request},
+    }
 
 
-PATIENT = {"resourceType": "Patient", "name": [{"family": "Bernard"}], "identifier": [{"system": "urn:test", "value": "42"}]}
+PATIENT = {
+    "resourceType": "Patient",
+    "name": [{"family": "Bernard"}],
+    "identifier": [{"system": "urn:test", "value": "42"}],
+}
 
 
 async def count(client: httpx.AsyncClient, rtype: str) -> int:
@@ -35,13 +43,20 @@ async def count(client: httpx.AsyncClient, rtype: str) -> int:
 
 
 async def test_transaction_rewrites_urn_uuid_references(client: httpx.AsyncClient) -> None:
-    bundle = tx([
-        post("urn:uuid:11111111-1111-4111-8111-111111111111", PATIENT),
-        post("urn:uuid:22222222-2222-4222-8222-222222222222", {
-            "resourceType": "Observation", "status": "final", "code": {"text": "poids"},
-            "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
-        }),
-    ])
+    bundle = tx(
+        [
+            post("urn:uuid:11111111-1111-4111-8111-111111111111", PATIENT),
+            post(
+                "urn:uuid:22222222-2222-4222-8222-222222222222",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "poids"},
+                    "subject": {"reference": "urn:uuid:11111111-1111-4111-8111-111111111111"},
+                },
+            ),
+        ]
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -55,10 +70,14 @@ async def test_transaction_rewrites_urn_uuid_references(client: httpx.AsyncClien
 
 
 async def test_transaction_is_all_or_nothing(client: httpx.AsyncClient) -> None:
-    bundle = tx([
-        post("urn:uuid:a", PATIENT),
-        post("urn:uuid:b", {"resourceType": "Observation", "status": "not-a-status", "code": {"text": "x"}}),
-    ])
+    bundle = tx(
+        [
+            post("urn:uuid:a", PATIENT),
+            post(
+                "urn:uuid:b", {"resourceType": "Observation", "status": "not-a-status", "code": {"text": "x"}}
+            ),
+        ]
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 422
     outcome = r.json()
@@ -71,15 +90,26 @@ async def test_transaction_is_all_or_nothing(client: httpx.AsyncClient) -> None:
 async def test_transaction_processing_order_and_conditional_references(client: httpx.AsyncClient) -> None:
     await client.put("/fhir/Patient/old", json={"resourceType": "Patient", "id": "old"}, headers=FHIR_JSON)
     await client.post("/fhir/Patient", json=PATIENT, headers=FHIR_JSON)
-    bundle = tx([
-        {"request": {"method": "GET", "url": "Patient?identifier=urn:test|42"}},
-        {"fullUrl": "urn:uuid:o", "resource": {
-            "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": "Patient?identifier=urn:test|42"}},
-         "request": {"method": "POST", "url": "Observation"}},
-        {"request": {"method": "DELETE", "url": "Patient/old"}},
-        {"resource": {"resourceType": "Patient", "id": "new"}, "request": {"method": "PUT", "url": "Patient/new"}},
-    ])
+    bundle = tx(
+        [
+            {"request": {"method": "GET", "url": "Patient?identifier=urn:test|42"}},
+            {
+                "fullUrl": "urn:uuid:o",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "Patient?identifier=urn:test|42"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {"request": {"method": "DELETE", "url": "Patient/old"}},
+            {
+                "resource": {"resourceType": "Patient", "id": "new"},
+                "request": {"method": "PUT", "url": "Patient/new"},
+            },
+        ]
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 200, r.text
     entries = r.json()["entry"]
@@ -88,15 +118,27 @@ async def test_transaction_processing_order_and_conditional_references(client: h
     assert entries[0]["resource"]["type"] == "searchset"
     obs_id = entries[1]["response"]["location"].split("/Observation/")[1].split("/")[0]
     obs = (await client.get(f"/fhir/Observation/{obs_id}")).json()
-    pid = (await client.get("/fhir/Patient", params={"identifier": "urn:test|42"})).json()["entry"][0]["resource"]["id"]
+    pid = (await client.get("/fhir/Patient", params={"identifier": "urn:test|42"})).json()["entry"][0][
+        "resource"
+    ]["id"]
     assert obs["subject"]["reference"] == f"Patient/{pid}"
     assert (await client.get("/fhir/Patient/old")).status_code == 410
 
 
 async def test_conditional_reference_without_match_fails_the_transaction(client: httpx.AsyncClient) -> None:
-    bundle = tx([post("urn:uuid:o", {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-        "subject": {"reference": "Patient?identifier=urn:test|nobody"}})])
+    bundle = tx(
+        [
+            post(
+                "urn:uuid:o",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "Patient?identifier=urn:test|nobody"},
+                },
+            )
+        ]
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code in (400, 404, 412)
     assert await count(client, "Observation") == 0
@@ -105,25 +147,39 @@ async def test_conditional_reference_without_match_fails_the_transaction(client:
 async def test_conditional_create_in_transaction_maps_to_existing(client: httpx.AsyncClient) -> None:
     first = await client.post("/fhir/Patient", json=PATIENT, headers=FHIR_JSON)
     pid = first.json()["id"]
-    bundle = tx([
-        post("urn:uuid:p", PATIENT, ifNoneExist="identifier=urn:test|42"),
-        post("urn:uuid:o", {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                            "subject": {"reference": "urn:uuid:p"}}),
-    ])
+    bundle = tx(
+        [
+            post("urn:uuid:p", PATIENT, ifNoneExist="identifier=urn:test|42"),
+            post(
+                "urn:uuid:o",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "urn:uuid:p"},
+                },
+            ),
+        ]
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 200, r.text
     assert r.json()["entry"][0]["response"]["status"] == "200"
     assert await count(client, "Patient") == 1
     obs_id = r.json()["entry"][1]["response"]["location"].split("/Observation/")[1].split("/")[0]
-    assert (await client.get(f"/fhir/Observation/{obs_id}")).json()["subject"]["reference"] == f"Patient/{pid}"
+    assert (await client.get(f"/fhir/Observation/{obs_id}")).json()["subject"][
+        "reference"
+    ] == f"Patient/{pid}"
 
 
 async def test_batch_entries_succeed_or_fail_independently(client: httpx.AsyncClient) -> None:
-    bundle = tx([
-        post("urn:uuid:a", PATIENT),
-        post("urn:uuid:b", {"resourceType": "Patient", "gender": "homme"}),
-        {"request": {"method": "GET", "url": "Patient/missing"}},
-    ], kind="batch")
+    bundle = tx(
+        [
+            post("urn:uuid:a", PATIENT),
+            post("urn:uuid:b", {"resourceType": "Patient", "gender": "homme"}),
+            {"request": {"method": "GET", "url": "Patient/missing"}},
+        ],
+        kind="batch",
+    )
     r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert r.status_code == 200
     out = r.json()
@@ -144,7 +200,9 @@ async def test_bad_bundles(client: httpx.AsyncClient) -> None:
     assert r.status_code == 400
 
 
-async def test_synthea_bundles_import_as_transactions(service: FhirService, shared_data: Path, tmp_path: Path) -> None:
+async def test_synthea_bundles_import_as_transactions(
+    service: FhirService, shared_data: Path, tmp_path: Path
+) -> None:
     bundles = sorted((shared_data / "synthea-r4" / "bundles").glob("*.json.gz"))[:3]
     report = await import_paths(service, bundles)
     assert report.rejected == []
@@ -162,7 +220,9 @@ async def test_import_reports_rejections_with_reasons(service: FhirService, tmp_
     good = {"resourceType": "Patient", "id": "ok"}
     bad = {"resourceType": "Patient", "id": "bad", "birthDate": "hier"}
     (tmp_path / "data.ndjson").write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(bad) + b"\nnot json\n")
-    (tmp_path / "one.json.gz").write_bytes(gzip.compress(orjson.dumps({"resourceType": "Practitioner", "id": "pr"})))
+    (tmp_path / "one.json.gz").write_bytes(
+        gzip.compress(orjson.dumps({"resourceType": "Practitioner", "id": "pr"}))
+    )
     report = await import_paths(service, [tmp_path])
     assert report.stored == {"Patient": 1, "Practitioner": 1}
     reasons = {r.source.rsplit("/", 1)[-1]: r.reason for r in report.rejected}

@@ -138,7 +138,9 @@ async def test_delete_then_read_is_410_and_history_keeps_versions(client: httpx.
     assert methods == ["DELETE", "POST"]
     assert "resource" not in history["entry"][0]
     # recreate after delete continues the version sequence
-    r = await client.put(f"/fhir/Patient/{pid}", json={k: v for k, v in created.items() if k != "meta"}, headers=FHIR_JSON)
+    r = await client.put(
+        f"/fhir/Patient/{pid}", json={k: v for k, v in created.items() if k != "meta"}, headers=FHIR_JSON
+    )
     assert r.status_code == 201
     assert r.json()["meta"]["versionId"] == "3"
 
@@ -164,14 +166,18 @@ async def test_conditional_create_if_none_exist(client: httpx.AsyncClient) -> No
 
 async def test_conditional_update(client: httpx.AsyncClient) -> None:
     r = await client.put(
-        "/fhir/Patient", params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"},
-        json=patient(), headers=FHIR_JSON,
+        "/fhir/Patient",
+        params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"},
+        json=patient(),
+        headers=FHIR_JSON,
     )
     assert r.status_code == 201
     pid = r.json()["id"]
     r = await client.put(
-        "/fhir/Patient", params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"},
-        json=patient(gender="other"), headers=FHIR_JSON,
+        "/fhir/Patient",
+        params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"},
+        json=patient(gender="other"),
+        headers=FHIR_JSON,
     )
     assert r.status_code == 200
     assert r.json()["id"] == pid
@@ -180,16 +186,22 @@ async def test_conditional_update(client: httpx.AsyncClient) -> None:
 
 async def test_conditional_delete(client: httpx.AsyncClient) -> None:
     created = await create(client, patient())
-    r = await client.delete("/fhir/Patient", params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"})
+    r = await client.delete(
+        "/fhir/Patient", params={"identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"}
+    )
     assert r.status_code == 204
     assert (await client.get(f"/fhir/Patient/{created['id']}")).status_code == 410
 
 
 async def test_json_patch(client: httpx.AsyncClient) -> None:
     created = await create(client, patient())
-    ops = [{"op": "replace", "path": "/gender", "value": "other"}, {"op": "add", "path": "/active", "value": True}]
+    ops = [
+        {"op": "replace", "path": "/gender", "value": "other"},
+        {"op": "add", "path": "/active", "value": True},
+    ]
     r = await client.patch(
-        f"/fhir/Patient/{created['id']}", content=orjson.dumps(ops),
+        f"/fhir/Patient/{created['id']}",
+        content=orjson.dumps(ops),
         headers={"Content-Type": "application/json-patch+json", "If-Match": 'W/"1"'},
     )
     assert r.status_code == 200, r.text
@@ -202,7 +214,8 @@ async def test_json_patch_producing_invalid_resource_is_422(client: httpx.AsyncC
     created = await create(client, patient())
     ops = [{"op": "replace", "path": "/gender", "value": "homme"}]
     r = await client.patch(
-        f"/fhir/Patient/{created['id']}", content=orjson.dumps(ops),
+        f"/fhir/Patient/{created['id']}",
+        content=orjson.dumps(ops),
         headers={"Content-Type": "application/json-patch+json"},
     )
     assert r.status_code == 422
@@ -214,13 +227,16 @@ async def test_prefer_return(client: httpx.AsyncClient) -> None:
     assert r.status_code == 201
     assert r.content == b""
     assert "location" in r.headers
-    r = await client.post("/fhir/Patient", json=patient(), headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"})
+    r = await client.post(
+        "/fhir/Patient", json=patient(), headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"}
+    )
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
 async def test_xml_is_415(client: httpx.AsyncClient) -> None:
     r = await client.post(
-        "/fhir/Patient", content=b"<Patient xmlns='http://hl7.org/fhir'/>",
+        "/fhir/Patient",
+        content=b"<Patient xmlns='http://hl7.org/fhir'/>",
         headers={"Content-Type": "application/fhir+xml"},
     )
     assert r.status_code == 415
@@ -245,7 +261,12 @@ async def test_invalid_resource_is_422_with_expression(client: httpx.AsyncClient
 
 
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
-    big = patient(text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">" + "x" * 1_100_000 + "</div>"})
+    big = patient(
+        text={
+            "status": "generated",
+            "div": '<div xmlns="http://www.w3.org/1999/xhtml">' + "x" * 1_100_000 + "</div>",
+        }
+    )
     r = await client.post("/fhir/Patient", json=big, headers=FHIR_JSON)
     assert r.status_code == 413
     assert r.json()["resourceType"] == "OperationOutcome"
@@ -255,7 +276,10 @@ async def test_concurrent_updates_with_same_if_match_one_wins(client: httpx.Asyn
     await client.put("/fhir/Patient/race", json=patient(id="race"), headers=FHIR_JSON)
     headers = {**FHIR_JSON, "If-Match": 'W/"1"'}
     results = await asyncio.gather(
-        *[client.put("/fhir/Patient/race", json=patient(id="race", gender=g), headers=headers) for g in ("male", "other")]
+        *[
+            client.put("/fhir/Patient/race", json=patient(id="race", gender=g), headers=headers)
+            for g in ("male", "other")
+        ]
     )
     statuses = sorted(r.status_code for r in results)
     assert statuses[0] == 200
@@ -285,6 +309,9 @@ async def test_metadata_is_a_capability_statement(client: httpx.AsyncClient) -> 
     assert cs["resourceType"] == "CapabilityStatement"
     assert cs["fhirVersion"] == "4.0.1"
     patient_entry = next(x for x in cs["rest"][0]["resource"] if x["type"] == "Patient")
-    assert {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"} in patient_entry["operation"]
+    assert {
+        "name": "everything",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+    } in patient_entry["operation"]
     names = {p["name"] for p in patient_entry["searchParam"]}
     assert {"family", "identifier", "birthdate"} <= names

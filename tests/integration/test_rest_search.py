@@ -15,7 +15,9 @@ VS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 async def put(client: httpx.AsyncClient, resource: dict[str, Any]) -> dict[str, Any]:
-    r = await client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=FHIR_JSON)
+    r = await client.put(
+        f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=FHIR_JSON
+    )
     assert r.status_code in (200, 201), r.text
     return dict(r.json())
 
@@ -23,10 +25,14 @@ async def put(client: httpx.AsyncClient, resource: dict[str, Any]) -> dict[str, 
 async def ids(client: httpx.AsyncClient, path: str, **params: Any) -> list[str]:
     r = await client.get(f"/fhir/{path}", params=params)
     assert r.status_code == 200, r.text
-    return [e["resource"]["id"] for e in r.json().get("entry", []) if e.get("search", {}).get("mode") == "match"]
+    return [
+        e["resource"]["id"] for e in r.json().get("entry", []) if e.get("search", {}).get("mode") == "match"
+    ]
 
 
-def obs(id: str, patient: str, code: str, value: float, unit: str, when: str, category: str = "vital-signs") -> dict[str, Any]:
+def obs(
+    id: str, patient: str, code: str, value: float, unit: str, when: str, category: str = "vital-signs"
+) -> dict[str, Any]:
     return {
         "resourceType": "Observation",
         "id": id,
@@ -42,42 +48,96 @@ def obs(id: str, patient: str, code: str, value: float, unit: str, when: str, ca
 @pytest.fixture
 async def population(client: httpx.AsyncClient) -> None:
     await put(client, {"resourceType": "Organization", "id": "chu", "name": "CHU de Rennes"})
-    await put(client, {"resourceType": "Practitioner", "id": "gp", "name": [{"family": "Dupont", "given": ["Jean"]}]})
-    await put(client, {
-        "resourceType": "Patient", "id": "claire", "gender": "female", "birthDate": "1985-04-12",
-        "name": [{"family": "Martin", "given": ["Claire", "Louise"]}],
-        "identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "285044523412351",
-                        "type": {"coding": [{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203", "code": "INS-NIR"}]}}],
-        "managingOrganization": {"reference": "Organization/chu"},
-        "generalPractitioner": [{"reference": "Practitioner/gp"}],
-        "address": [{"city": "Orléans", "postalCode": "45000"}],
-        "meta": {"tag": [{"system": "urn:test", "code": "demo"}]},
-    })
-    await put(client, {
-        "resourceType": "Patient", "id": "eloise", "gender": "female", "birthDate": "1990",
-        "name": [{"family": "Lefèvre", "given": ["Éloïse"]}],
-        "managingOrganization": {"reference": "Organization/chu"},
-    })
-    await put(client, {
-        "resourceType": "Patient", "id": "marc", "gender": "male", "birthDate": "1962-11-30",
-        "name": [{"family": "Martinez", "given": ["Marc"]}], "active": True,
-    })
+    await put(
+        client,
+        {"resourceType": "Practitioner", "id": "gp", "name": [{"family": "Dupont", "given": ["Jean"]}]},
+    )
+    await put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "claire",
+            "gender": "female",
+            "birthDate": "1985-04-12",
+            "name": [{"family": "Martin", "given": ["Claire", "Louise"]}],
+            "identifier": [
+                {
+                    "system": "urn:oid:1.2.250.1.213.1.4.8",
+                    "value": "285044523412351",
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                                "code": "INS-NIR",
+                            }
+                        ]
+                    },
+                }
+            ],
+            "managingOrganization": {"reference": "Organization/chu"},
+            "generalPractitioner": [{"reference": "Practitioner/gp"}],
+            "address": [{"city": "Orléans", "postalCode": "45000"}],
+            "meta": {"tag": [{"system": "urn:test", "code": "demo"}]},
+        },
+    )
+    await put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "eloise",
+            "gender": "female",
+            "birthDate": "1990",
+            "name": [{"family": "Lefèvre", "given": ["Éloïse"]}],
+            "managingOrganization": {"reference": "Organization/chu"},
+        },
+    )
+    await put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "marc",
+            "gender": "male",
+            "birthDate": "1962-11-30",
+            "name": [{"family": "Martinez", "given": ["Marc"]}],
+            "active": True,
+        },
+    )
     await put(client, obs("w1", "claire", "29463-7", 61.5, "kg", "2024-01-10T08:00:00+01:00"))
     await put(client, obs("w2", "claire", "29463-7", 63.0, "kg", "2024-06-10T08:00:00+02:00"))
     await put(client, obs("w3", "marc", "29463-7", 82.0, "kg", "2023-03-01"))
     await put(client, obs("g1", "claire", "2339-0", 95, "mg/dL", "2024-02-01", category="laboratory"))
-    await put(client, {
-        "resourceType": "Observation", "id": "bp1", "status": "final",
-        "category": [{"coding": [{"system": VS_CAT, "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
-        "subject": {"reference": "Patient/claire"}, "effectiveDateTime": "2024-03-05",
-        "component": [
-            {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
-             "valueQuantity": {"value": 128, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
-            {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
-             "valueQuantity": {"value": 82, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
-        ],
-    })
+    await put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "bp1",
+            "status": "final",
+            "category": [{"coding": [{"system": VS_CAT, "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+            "subject": {"reference": "Patient/claire"},
+            "effectiveDateTime": "2024-03-05",
+            "component": [
+                {
+                    "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                    "valueQuantity": {
+                        "value": 128,
+                        "unit": "mm[Hg]",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
+                },
+                {
+                    "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                    "valueQuantity": {
+                        "value": 82,
+                        "unit": "mm[Hg]",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
+                },
+            ],
+        },
+    )
 
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("population")]
@@ -144,26 +204,38 @@ async def test_reference_forms_type_modifier_and_chain(client: httpx.AsyncClient
     assert sorted(await ids(client, "Observation", **{"subject:Patient": "marc"})) == ["w3"]
     assert sorted(await ids(client, "Observation", subject="http://testserver/fhir/Patient/marc")) == ["w3"]
     assert sorted(await ids(client, "Observation", **{"subject:Patient.family": "martinez"})) == ["w3"]
-    assert sorted(await ids(client, "Observation", **{"patient.gender": "female", "code": "29463-7"})) == ["w1", "w2"]
+    assert sorted(await ids(client, "Observation", **{"patient.gender": "female", "code": "29463-7"})) == [
+        "w1",
+        "w2",
+    ]
     assert sorted(await ids(client, "Patient", **{"organization.name": "CHU"})) == ["claire", "eloise"]
 
 
 async def test_has(client: httpx.AsyncClient) -> None:
     assert await ids(client, "Patient", **{"_has:Observation:patient:code": "2339-0"}) == ["claire"]
-    assert sorted(await ids(client, "Patient", **{"_has:Observation:subject:code": "29463-7"})) == ["claire", "marc"]
+    assert sorted(await ids(client, "Patient", **{"_has:Observation:subject:code": "29463-7"})) == [
+        "claire",
+        "marc",
+    ]
 
 
 async def test_quantity_and_number(client: httpx.AsyncClient) -> None:
-    assert await ids(client, "Observation", **{"value-quantity": "gt80|http://unitsofmeasure.org|kg"}) == ["w3"]
+    assert await ids(client, "Observation", **{"value-quantity": "gt80|http://unitsofmeasure.org|kg"}) == [
+        "w3"
+    ]
     assert sorted(await ids(client, "Observation", **{"value-quantity": "le63||kg"})) == ["w1", "w2"]
     assert await ids(client, "Observation", **{"value-quantity": "61.5"}) == ["w1"]
-    assert await ids(client, "Observation", **{"value-quantity": "63000|http://unitsofmeasure.org|g"}) == ["w2"]
+    assert await ids(client, "Observation", **{"value-quantity": "63000|http://unitsofmeasure.org|g"}) == [
+        "w2"
+    ]
 
 
 async def test_composite_vital_signs(client: httpx.AsyncClient) -> None:
     got = await ids(client, "Observation", **{"component-code-value-quantity": f"{LOINC}|8480-6$gt120"})
     assert got == ["bp1"]
-    assert await ids(client, "Observation", **{"component-code-value-quantity": f"{LOINC}|8480-6$lt120"}) == []
+    assert (
+        await ids(client, "Observation", **{"component-code-value-quantity": f"{LOINC}|8480-6$lt120"}) == []
+    )
     assert await ids(client, "Observation", **{"code-value-quantity": "29463-7$gt80"}) == ["w3"]
 
 
@@ -225,22 +297,34 @@ async def test_summary_count_total_and_elements(client: httpx.AsyncClient) -> No
 
 
 async def test_include_and_revinclude(client: httpx.AsyncClient) -> None:
-    r = (await client.get("/fhir/Patient", params={"_id": "claire", "_include": "Patient:organization"})).json()
+    r = (
+        await client.get("/fhir/Patient", params={"_id": "claire", "_include": "Patient:organization"})
+    ).json()
     modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in r["entry"]}
     assert modes == {("Patient", "match"), ("Organization", "include")}
-    r = (await client.get("/fhir/Patient", params={"_id": "marc", "_revinclude": "Observation:subject"})).json()
+    r = (
+        await client.get("/fhir/Patient", params={"_id": "marc", "_revinclude": "Observation:subject"})
+    ).json()
     assert sorted(e["resource"]["id"] for e in r["entry"]) == ["marc", "w3"]
-    r = (await client.get(
-        "/fhir/Observation",
-        params=[("_id", "w3"), ("_include", "Observation:subject"), ("_include:iterate", "Patient:organization")],
-    )).json()
+    r = (
+        await client.get(
+            "/fhir/Observation",
+            params=[
+                ("_id", "w3"),
+                ("_include", "Observation:subject"),
+                ("_include:iterate", "Patient:organization"),
+            ],
+        )
+    ).json()
     assert sorted(e["resource"]["id"] for e in r["entry"]) == ["marc", "w3"]
 
 
 async def test_include_storm_is_bounded(client: httpx.AsyncClient) -> None:
     for i in range(60):
         await put(client, obs(f"s{i}", "eloise", "8867-4", 60 + i, "/min", "2024-05-01"))
-    r = (await client.get("/fhir/Patient", params={"_id": "eloise", "_revinclude": "Observation:subject"})).json()
+    r = (
+        await client.get("/fhir/Patient", params={"_id": "eloise", "_revinclude": "Observation:subject"})
+    ).json()
     included = [e for e in r["entry"] if e["search"]["mode"] == "include"]
     assert len(included) == 50  # the test limit
     outcome = [e for e in r["entry"] if e["search"]["mode"] == "outcome"]
@@ -268,7 +352,8 @@ async def test_count_cap_and_bad_count(client: httpx.AsyncClient) -> None:
 
 async def test_post_search(client: httpx.AsyncClient) -> None:
     r = await client.post(
-        "/fhir/Patient/_search", content=b"family=martin&gender=male",
+        "/fhir/Patient/_search",
+        content=b"family=martin&gender=male",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200
@@ -282,8 +367,12 @@ async def test_everything(client: httpx.AsyncClient) -> None:
     assert ("Observation", "w1") in got
     assert ("Organization", "chu") in got  # referenced, outside the compartment
     assert ("Observation", "w3") not in got
-    r = (await client.get("/fhir/Patient/claire/$everything", params={"_type": "Observation", "_count": 2})).json()
-    assert all(e["resource"]["resourceType"] == "Observation" for e in r["entry"] if e["search"]["mode"] == "match")
+    r = (
+        await client.get("/fhir/Patient/claire/$everything", params={"_type": "Observation", "_count": 2})
+    ).json()
+    assert all(
+        e["resource"]["resourceType"] == "Observation" for e in r["entry"] if e["search"]["mode"] == "match"
+    )
     nxt = [link["url"] for link in r["link"] if link["relation"] == "next"]
     assert nxt
     r = (await client.get("/fhir/Patient/claire/$everything", params={"_since": "2999-01-01"})).json()

@@ -61,10 +61,16 @@ async def load_demo(
                     stored += await _post(runtime.service, caller, bundle)
                     progress.advance(task)
                 for path in synthea_files:
-                    stored += await _post(runtime.service, caller, orjson.loads(gzip.decompress(path.read_bytes())))
+                    stored += await _post(
+                        runtime.service, caller, orjson.loads(gzip.decompress(path.read_bytes()))
+                    )
                     progress.advance(task)
-            marker.write_text(f"{stored} ressources, {patients} citoyens, {len(synthea_files)} patients Synthea\n")
-            lines.append(f"Chargé : {stored} ressources ({patients} citoyens, {len(synthea_files)} patients Synthea).")
+            marker.write_text(
+                f"{stored} ressources, {patients} citoyens, {len(synthea_files)} patients Synthea\n"
+            )
+            lines.append(
+                f"Chargé : {stored} ressources ({patients} citoyens, {len(synthea_files)} patients Synthea)."
+            )
         lines.append("Citoyens de démonstration :")
         lines.extend(f"  - {c}" for c in DEMO_CITIZENS)
     finally:

@@ -48,7 +48,11 @@ def _prefix_issues(error: FhirError, index: int) -> FhirError:
     for issue in error.issues:
         expr = issue.expression
         if expr and not expr.startswith("Bundle"):
-            expr = f"Bundle.entry[{index}].resource.{expr.split('.', 1)[1]}" if "." in expr and expr[:1].isupper() else f"Bundle.entry[{index}].{expr}"
+            expr = (
+                f"Bundle.entry[{index}].resource.{expr.split('.', 1)[1]}"
+                if "." in expr and expr[:1].isupper()
+                else f"Bundle.entry[{index}].{expr}"
+            )
         elif not expr:
             expr = f"Bundle.entry[{index}]"
         issues.append(Issue(issue.code, f"entry {index}: {issue.diagnostics}", expr, issue.severity))
@@ -61,7 +65,9 @@ def _entries(bundle: dict[str, Any], limit: int) -> list[_Entry]:
     if not isinstance(raw_entries, list):
         raise InvalidRequest("Bundle.entry must be an array", expression="Bundle.entry")
     if len(raw_entries) > limit:
-        raise InvalidRequest(f"the Bundle has {len(raw_entries)} entries; the limit is {limit}", code="too-costly")
+        raise InvalidRequest(
+            f"the Bundle has {len(raw_entries)} entries; the limit is {limit}", code="too-costly"
+        )
     out = []
     for i, e in enumerate(raw_entries):
         if not isinstance(e, dict):
@@ -69,11 +75,15 @@ def _entries(bundle: dict[str, Any], limit: int) -> list[_Entry]:
         request = e.get("request")
         if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
             raise InvalidRequest(
-                f"entry {i} has no request.method and request.url", code="required", expression=f"Bundle.entry[{i}].request"
+                f"entry {i} has no request.method and request.url",
+                code="required",
+                expression=f"Bundle.entry[{i}].request",
             )
         method = str(request["method"]).upper()
         if method not in _ORDER:
-            raise InvalidRequest(f"entry {i}: unsupported method {method}", expression=f"Bundle.entry[{i}].request.method")
+            raise InvalidRequest(
+                f"entry {i}: unsupported method {method}", expression=f"Bundle.entry[{i}].request.method"
+            )
         headers = {}
         for key, header in (
             ("ifNoneExist", "if-none-exist"),
@@ -85,9 +95,15 @@ def _entries(bundle: dict[str, Any], limit: int) -> list[_Entry]:
                 headers[header] = str(request[key])
         resource = e.get("resource")
         if resource is not None and not isinstance(resource, dict):
-            raise InvalidRequest(f"entry {i}: resource must be an object", expression=f"Bundle.entry[{i}].resource")
+            raise InvalidRequest(
+                f"entry {i}: resource must be an object", expression=f"Bundle.entry[{i}].resource"
+            )
         if method in ("POST", "PUT") and resource is None:
-            raise InvalidRequest(f"entry {i}: {method} needs a resource", code="required", expression=f"Bundle.entry[{i}].resource")
+            raise InvalidRequest(
+                f"entry {i}: {method} needs a resource",
+                code="required",
+                expression=f"Bundle.entry[{i}].resource",
+            )
         out.append(_Entry(i, method, str(request["url"]), e.get("fullUrl"), resource, headers))
     return out
 
@@ -187,7 +203,9 @@ async def process_bundle(service: FhirService, request: FhirRequest) -> FhirResp
         raise InvalidRequest("POST to the base URL takes a Bundle", expression="resourceType")
     btype = bundle.get("type")
     if btype not in ("batch", "transaction"):
-        raise InvalidRequest(f"Bundle.type must be batch or transaction, not {btype!r}", expression="Bundle.type")
+        raise InvalidRequest(
+            f"Bundle.type must be batch or transaction, not {btype!r}", expression="Bundle.type"
+        )
     entries = _entries(bundle, service.limits.max_bundle_entries)
     if btype == "batch":
         service.require(request.caller, "batch")
@@ -218,7 +236,8 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
         if e.full_url:
             if e.full_url in seen_full_urls:
                 raise InvalidRequest(
-                    f"entry {e.index}: duplicate fullUrl {e.full_url}", expression=f"Bundle.entry[{e.index}].fullUrl"
+                    f"entry {e.index}: duplicate fullUrl {e.full_url}",
+                    expression=f"Bundle.entry[{e.index}].fullUrl",
                 )
             seen_full_urls.add(e.full_url)
         segments, _ = _split_url(e.url)
@@ -279,10 +298,13 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
             except FhirError as err:
                 raise _prefix_issues(err, e.index) from None
             if responses[e.index].status >= 400:
-                raise _prefix_issues(FhirError(f"failed with status {responses[e.index].status}",
-                                               status=responses[e.index].status), e.index)
+                raise _prefix_issues(
+                    FhirError(
+                        f"failed with status {responses[e.index].status}", status=responses[e.index].status
+                    ),
+                    e.index,
+                )
     out = [_response_entry(responses[e.index]) for e in entries]
     return FhirResponse(
         200, {"resourceType": "Bundle", "id": res.new_id(), "type": "transaction-response", "entry": out}
     )
-

@@ -16,7 +16,17 @@ from hygie.fhir.searchparams import search_params
 
 __all__ = ["capability_statement"]
 
-_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
 
 
 def _search_params(rtype: str) -> list[dict[str, Any]]:
@@ -54,7 +64,10 @@ def _resources() -> tuple[dict[str, Any], ...]:
         }
         if rtype == "Patient":
             entry["operation"] = [
-                {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
             ]
         out.append(entry)
     return tuple(out)

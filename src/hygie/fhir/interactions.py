@@ -71,7 +71,7 @@ def parse_if_match(value: str | None) -> int | None:
         return None
     m = _IF_MATCH_RE.match(value.strip())
     if not m or not m.group(1).isdigit():
-        raise InvalidRequest(f"If-Match must be an ETag such as W/\"3\", got {value!r}", expression="If-Match")
+        raise InvalidRequest(f'If-Match must be an ETag such as W/"3", got {value!r}', expression="If-Match")
     return int(m.group(1))
 
 
@@ -143,7 +143,9 @@ class FhirService:
         }
         return self._with_prefer(request, status, stored.content, headers)
 
-    def _with_prefer(self, request: FhirRequest, status: int, content: bytes, headers: dict[str, str]) -> FhirResponse:
+    def _with_prefer(
+        self, request: FhirRequest, status: int, content: bytes, headers: dict[str, str]
+    ) -> FhirResponse:
         mode = prefer(request, "return") or "representation"
         if mode == "minimal":
             return FhirResponse(status, None, headers, resource_bytes=content)
@@ -186,7 +188,10 @@ class FhirService:
         if stored.deleted:
             raise Gone(
                 f"{resource_type}/{id} was deleted",
-                headers={"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)},
+                headers={
+                    "ETag": res.etag(stored.version),
+                    "Last-Modified": res.http_date(stored.last_updated),
+                },
             )
         headers = {"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)}
         if_none_match = request.header("if-none-match")
@@ -197,7 +202,9 @@ class FhirService:
         elements = dict(request.query).get("_elements")
         if summary == "true" or elements:
             resource = orjson.loads(stored.content)
-            keep = res.summary_elements(resource_type) if summary == "true" else set((elements or "").split(","))
+            keep = (
+                res.summary_elements(resource_type) if summary == "true" else set((elements or "").split(","))
+            )
             body = res.subset(resource, keep)
         return FhirResponse(200, body, headers, resource_bytes=stored.content)
 
@@ -223,7 +230,11 @@ class FhirService:
         return res.parse_json(request.body)
 
     async def create(
-        self, request: FhirRequest, resource_type: str, tx: StoreTransaction | None = None, id: str | None = None
+        self,
+        request: FhirRequest,
+        resource_type: str,
+        tx: StoreTransaction | None = None,
+        id: str | None = None,
     ) -> FhirResponse:
         res.require_type(resource_type)
         resource = self._body(request)
@@ -268,9 +279,13 @@ class FhirService:
         resource = self._body(request)
         body_id = resource.get("id")
         if body_id is None:
-            raise InvalidRequest("the resource in an update must have an id", code="required", expression="id")
+            raise InvalidRequest(
+                "the resource in an update must have an id", code="required", expression="id"
+            )
         if body_id != id:
-            raise InvalidRequest(f"the resource id {body_id!r} does not match the URL id {id!r}", expression="id")
+            raise InvalidRequest(
+                f"the resource id {body_id!r} does not match the URL id {id!r}", expression="id"
+            )
         self._prepare(resource, resource_type, id)
         expected = parse_if_match(request.header("if-match"))
         if tx is not None:
@@ -294,7 +309,8 @@ class FhirService:
                 raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match {expected})")
             if current.version != expected:
                 raise PreconditionFailed(
-                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}",
+                    expression="If-Match",
                 )
         version = (current.version + 1) if current is not None else 1
         op = self._write_op(resource, resource_type, id, version, method, self.clock())
@@ -334,7 +350,8 @@ class FhirService:
         if matches:
             if body_id is not None and body_id != matches[0]:
                 raise InvalidRequest(
-                    f"the resource id {body_id!r} differs from the matching resource {matches[0]!r}", expression="id"
+                    f"the resource id {body_id!r} differs from the matching resource {matches[0]!r}",
+                    expression="id",
                 )
             resource["id"] = matches[0]
             request.resource = resource
@@ -379,7 +396,8 @@ class FhirService:
                 raise Gone(f"{resource_type}/{id} was deleted")
             if expected is not None and expected != current.version:
                 raise PreconditionFailed(
-                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}",
+                    expression="If-Match",
                 )
             original = orjson.loads(current.content)
             try:
@@ -410,7 +428,8 @@ class FhirService:
             expected = parse_if_match(request.header("if-match"))
             if expected is not None and expected != current.version:
                 raise PreconditionFailed(
-                    f"{resource_type}/{id} is at version {current.version}, not {expected}", expression="If-Match"
+                    f"{resource_type}/{id} is at version {current.version}, not {expected}",
+                    expression="If-Match",
                 )
             ts = self.clock()
             op = WriteOp(resource_type, id, current.version + 1, ts, current.content, None, "DELETE", True)

@@ -22,7 +22,7 @@ class FhirRequest:
     query: list[tuple[str, str]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes | None = None
-    caller: Caller = field(default_factory=lambda: Caller.anonymous())
+    caller: Caller = field(default_factory=Caller.anonymous)
     # parsed body, when the caller already has it (Bundle entries)
     resource: dict[str, Any] | None = None
     request_id: str | None = None

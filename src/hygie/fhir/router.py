@@ -30,9 +30,7 @@ def _form_params(request: FhirRequest) -> None:
     content_type = (request.header("content-type") or "").split(";")[0].strip()
     if request.body:
         if content_type not in ("application/x-www-form-urlencoded", ""):
-            raise NotSupported(
-                "POST _search takes application/x-www-form-urlencoded parameters", status=415
-            )
+            raise NotSupported("POST _search takes application/x-www-form-urlencoded parameters", status=415)
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -40,7 +38,9 @@ def _form_params(request: FhirRequest) -> None:
         request.query = [*request.query, *parse_qsl(text, keep_blank_values=True)]
 
 
-async def route(service: FhirService, request: FhirRequest, tx: StoreTransaction | None = None) -> FhirResponse:
+async def route(
+    service: FhirService, request: FhirRequest, tx: StoreTransaction | None = None
+) -> FhirResponse:
     method = request.method.upper()
     if method == "HEAD":
         method = "GET"

@@ -136,7 +136,16 @@ class CompositeValue:
     second: TokenValue | QuantityValue | DateValue | StringValue
 
 
-Value = TokenValue | StringValue | DateValue | ReferenceValue | NumberValue | QuantityValue | UriValue | CompositeValue
+Value = (
+    TokenValue
+    | StringValue
+    | DateValue
+    | ReferenceValue
+    | NumberValue
+    | QuantityValue
+    | UriValue
+    | CompositeValue
+)
 
 # Columns of the resource row that some criteria filter directly.
 ColumnName = Literal["id", "lastUpdated"]
@@ -340,7 +349,9 @@ def _string(raw: str) -> StringValue:
     return StringValue(fvalues.normalize_string(raw), raw)
 
 
-def _component_value(sp: SearchParam, raw: str, name: str) -> TokenValue | QuantityValue | DateValue | StringValue:
+def _component_value(
+    sp: SearchParam, raw: str, name: str
+) -> TokenValue | QuantityValue | DateValue | StringValue:
     kind = sp.type
     if kind == "token":
         return _token(raw, name, None)
@@ -358,7 +369,9 @@ def _component_params(sp: SearchParam) -> list[SearchParam]:
     for comp in sp.components:
         found = search_param_by_url(comp.definition)
         if found is None:
-            raise InvalidRequest(f"composite {sp.code}: component {comp.definition} is unknown", code="not-supported")
+            raise InvalidRequest(
+                f"composite {sp.code}: component {comp.definition} is unknown", code="not-supported"
+            )
         out.append(found)
     return out
 
@@ -406,7 +419,9 @@ class _Lenient:
     def ignore(self, name: str, message: str) -> None:
         if self.strict:
             raise InvalidRequest(message, code="not-supported", expression=name)
-        self.warnings.append(Issue(code="not-supported", diagnostics=message, expression=name, severity="warning"))
+        self.warnings.append(
+            Issue(code="not-supported", diagnostics=message, expression=name, severity="warning")
+        )
 
 
 def _criterion(
@@ -437,7 +452,9 @@ def _criterion(
         if modifier:
             lenient.ignore(name, f"modifier :{modifier} is not supported on _lastUpdated")
             return None
-        return Criterion(resource_type, "_lastUpdated", "lastUpdated", values=[_date(v, name) for v in _split_or(raw)])
+        return Criterion(
+            resource_type, "_lastUpdated", "lastUpdated", values=[_date(v, name) for v in _split_or(raw)]
+        )
     type_modifier: str | None = None
     if modifier and sp.type == "reference" and modifier in resource_types():
         type_modifier, modifier = modifier, None
@@ -452,7 +469,9 @@ def _criterion(
         if sp.type != "reference":
             raise _bad(name, f"{code!r} is not a reference parameter and cannot be chained")
         if depth >= 1:
-            raise InvalidRequest("chains deeper than one level are not supported", code="not-supported", expression=name)
+            raise InvalidRequest(
+                "chains deeper than one level are not supported", code="not-supported", expression=name
+            )
         target = type_modifier
         if target is None:
             if len(sp.target) != 1:
@@ -460,7 +479,9 @@ def _criterion(
                 chained_code = rest.split(":")[0].split(".")[0]
                 candidates = sorted(t for t in sp.target if search_param(t, chained_code) is not None)
                 if len(candidates) != 1:
-                    raise _bad(name, f"ambiguous chain {name!r}: qualify the target type ({code}:Type.{rest})")
+                    raise _bad(
+                        name, f"ambiguous chain {name!r}: qualify the target type ({code}:Type.{rest})"
+                    )
                 target = candidates[0]
             else:
                 target = next(iter(sp.target))
@@ -486,7 +507,10 @@ def _criterion(
         )
     if modifier == "of-type":
         return Criterion(
-            resource_type, f"{code}:of-type", "token", modifier="of-type",
+            resource_type,
+            f"{code}:of-type",
+            "token",
+            modifier="of-type",
             values=[_token(v, name, "of-type") for v in raw_values],
         )
     values = _values_for(sp, raw_values, name, modifier, type_modifier)
@@ -500,7 +524,9 @@ def _criterion(
     )
 
 
-def _has_criterion(resource_type: str, name: str, raw: str, lenient: _Lenient, depth: int) -> Criterion | None:
+def _has_criterion(
+    resource_type: str, name: str, raw: str, lenient: _Lenient, depth: int
+) -> Criterion | None:
     # _has:Observation:patient:code=1234 (one level)
     parts = name.split(":", 3)
     if len(parts) != 4 or not all(parts[1:]):
@@ -521,8 +547,8 @@ def _has_criterion(resource_type: str, name: str, raw: str, lenient: _Lenient, d
 
 def _sort_keys(resource_type: str | None, raw: str, lenient: _Lenient) -> list[SortKey]:
     keys: list[SortKey] = []
-    for item in raw.split(","):
-        item = item.strip()
+    for raw_item in raw.split(","):
+        item = raw_item.strip()
         if not item:
             continue
         desc = item.startswith("-")
@@ -553,7 +579,9 @@ def _include(raw: str, reverse: bool, iterate: bool, resource_type: str | None, 
     if source not in resource_types():
         raise _bad(name, f"unknown resource type {source!r} in {name}")
     if param == "*":
-        raise InvalidRequest(f"{name}={raw} (wildcard) is not supported", code="not-supported", expression=name)
+        raise InvalidRequest(
+            f"{name}={raw} (wildcard) is not supported", code="not-supported", expression=name
+        )
     sp = search_param(source, param)
     if sp is None or sp.type != "reference":
         raise _bad(name, f"{param!r} is not a reference parameter of {source}")
@@ -615,8 +643,14 @@ def parse_search(
             query.total = raw
             query.used.append((name, raw))
             continue
-        if name in ("_include", "_revinclude", "_include:iterate", "_revinclude:iterate", "_include:recurse",
-                    "_revinclude:recurse"):
+        if name in (
+            "_include",
+            "_revinclude",
+            "_include:iterate",
+            "_revinclude:iterate",
+            "_include:recurse",
+            "_revinclude:recurse",
+        ):
             reverse = name.startswith("_revinclude")
             iterate = ":" in name
             inc = _include(raw, reverse, iterate, resource_type, name)
@@ -642,7 +676,7 @@ def parse_search(
 
 
 def _system_criterion(name: str, raw: str, lenient: _Lenient) -> Criterion | None:
-    code = name.split(":")[0]
+    code = name.split(":", maxsplit=1)[0]
     if code not in ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"):
         lenient.ignore(name, f"parameter {code!r} cannot be used in a search across all types")
         return None

@@ -116,7 +116,9 @@ async def _one_include(
     return out
 
 
-async def run_search(service: FhirService, request: FhirRequest, resource_type: str | None, path: str) -> FhirResponse:
+async def run_search(
+    service: FhirService, request: FhirRequest, resource_type: str | None, path: str
+) -> FhirResponse:
     from hygie.fhir.interactions import search_query  # noqa: PLC0415 - avoid an import cycle
 
     if resource_type is not None:
@@ -124,7 +126,12 @@ async def run_search(service: FhirService, request: FhirRequest, resource_type: 
     query = search_query(request, resource_type, service.limits)
     service.require(request.caller, "search", resource_type, detail=urlencode(request.query))
     now = service.clock()
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": res.new_id(), "meta": {"lastUpdated": res.instant(now)}, "type": "searchset"}
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": res.new_id(),
+        "meta": {"lastUpdated": res.instant(now)},
+        "type": "searchset",
+    }
     if query.summary == "count":
         bundle["total"] = await service.store.count(query, now_us=now)
         bundle["link"] = [{"relation": "self", "url": _self_link(service, path, query)}]
@@ -135,7 +142,9 @@ async def run_search(service: FhirService, request: FhirRequest, resource_type: 
         return FhirResponse(200, bundle)
     page = await service.store.search(query, now_us=now)
     total = page.total
-    if query.total == "accurate" or (query.total != "none" and total is None and query.cursor is None and query.total):
+    if query.total == "accurate" or (
+        query.total != "none" and total is None and query.cursor is None and query.total
+    ):
         total = await service.store.count(query, now_us=now)
     if total is not None and query.total != "none":
         bundle["total"] = total
@@ -154,7 +163,10 @@ async def run_search(service: FhirService, request: FhirRequest, resource_type: 
         if issues:
             query.warnings.extend([])
             entries.append(
-                {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
+                {
+                    "resource": {"resourceType": "OperationOutcome", "issue": issues},
+                    "search": {"mode": "outcome"},
+                }
             )
     if query.warnings:
         entries.append({"resource": operation_outcome(query.warnings), "search": {"mode": "outcome"}})
@@ -193,7 +205,9 @@ async def history(
         raise InvalidRequest("_count must be at least 1 for history", expression="_count")
     since = _since(request)
     service.require(request.caller, "history", resource_type, id)
-    page = await service.store.history(resource_type, id, since_us=since, count=count, cursor=params.get("_cursor"))
+    page = await service.store.history(
+        resource_type, id, since_us=since, count=count, cursor=params.get("_cursor")
+    )
     if id is not None and not page.entries and params.get("_cursor") is None:
         current = await service.store.read(resource_type or "", id)
         if current is None:
@@ -216,10 +230,18 @@ async def history(
         entries.append(entry)
     path = "/".join(p for p in (resource_type, id, "_history") if p)
     base_params = [(k, v) for k, v in request.query if k != "_cursor"]
-    links = [{"relation": "self", "url": f"{service.base_url}/{path}" + (f"?{urlencode(request.query)}" if request.query else "")}]
+    links = [
+        {
+            "relation": "self",
+            "url": f"{service.base_url}/{path}" + (f"?{urlencode(request.query)}" if request.query else ""),
+        }
+    ]
     if page.next_cursor:
         links.append(
-            {"relation": "next", "url": f"{service.base_url}/{path}?{urlencode([*base_params, ('_cursor', page.next_cursor)])}"}
+            {
+                "relation": "next",
+                "url": f"{service.base_url}/{path}?{urlencode([*base_params, ('_cursor', page.next_cursor)])}",
+            }
         )
     bundle = {
         "resourceType": "Bundle",

@@ -73,7 +73,9 @@ class BinaryOffloadingStore:
         try:
             raw = base64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise Unprocessable("Binary.data is not valid base64", code="value", expression="Binary.data") from exc
+            raise Unprocessable(
+                "Binary.data is not valid base64", code="value", expression="Binary.data"
+            ) from exc
         if base64.b64encode(raw).decode() != data:
             return op  # not in canonical form (line breaks…): kept inline so it reads back byte for byte
         digest = await self.blobs.put(raw)
@@ -133,10 +135,18 @@ class BinaryOffloadingStore:
     async def compartment(
         self, patient_id: str, types: Sequence[str] | None, since_us: int | None, after_rid: int, limit: int
     ) -> list[StoredResource]:
-        return await self._inflate_all(await self.inner.compartment(patient_id, types, since_us, after_rid, limit))
+        return await self._inflate_all(
+            await self.inner.compartment(patient_id, types, since_us, after_rid, limit)
+        )
 
     async def history(
-        self, resource_type: str | None, id: str | None, *, since_us: int | None, count: int, cursor: str | None
+        self,
+        resource_type: str | None,
+        id: str | None,
+        *,
+        since_us: int | None,
+        count: int,
+        cursor: str | None,
     ) -> HistoryPage:
         page = await self.inner.history(resource_type, id, since_us=since_us, count=count, cursor=cursor)
         page.entries = await self._inflate_all(page.entries)

@@ -35,7 +35,17 @@ _ARRAY_TYPES: dict[str, tuple[str, ...]] = {
     "idx_number": ("bigint", "text", "text", "float8"),
     "idx_uri": ("bigint", "text", "text", "text"),
     "idx_composite": (
-        "bigint", "text", "text", "text", "text", "text", "text", "float8", "bigint", "bigint", "text",
+        "bigint",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "float8",
+        "bigint",
+        "bigint",
+        "text",
     ),
 }
 
@@ -44,7 +54,7 @@ def _insert_sql(table: str) -> str:
     cols = ("rid", "res_type", *sql.INDEX_TABLES[table])
     types = _ARRAY_TYPES[table]
     args = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
-    return f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM unnest({args})"  # noqa: S608
+    return f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM unnest({args})"
 
 
 _INSERTS = {table: _insert_sql(table) for table in sql.INDEX_TABLES}
@@ -93,8 +103,11 @@ class _PgTransaction:
             "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, patient, content) "
             "SELECT t, i, 1, u, FALSE, p, c FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], "
             "$5::bytea[]) AS x(t, i, u, p, c) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid, res_type, res_id",
-            [o.resource_type for o in ops], [o.id for o in ops], [o.last_updated for o in ops],
-            [o.patient for o in ops], [o.content for o in ops],
+            [o.resource_type for o in ops],
+            [o.id for o in ops],
+            [o.last_updated for o in ops],
+            [o.patient for o in ops],
+            [o.content for o in ops],
         )
         if len(rows) != len(ops):
             created = {(r[1], r[2]) for r in rows}
@@ -106,8 +119,13 @@ class _PgTransaction:
             "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
             "SELECT r, t, i, 1, u, FALSE, m, p, c FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], "
             "$5::text[], $6::text[], $7::bytea[]) AS x(r, t, i, u, m, p, c)",
-            rids, [o.resource_type for o in ops], [o.id for o in ops], [o.last_updated for o in ops],
-            [o.method for o in ops], [o.patient for o in ops], [o.content for o in ops],
+            rids,
+            [o.resource_type for o in ops],
+            [o.id for o in ops],
+            [o.last_updated for o in ops],
+            [o.method for o in ops],
+            [o.patient for o in ops],
+            [o.content for o in ops],
         )
         tables: dict[str, list[tuple[Any, ...]]] = {}
         for rid, op in zip(rids, ops, strict=True):
@@ -129,11 +147,18 @@ class _PgTransaction:
         if existing is not None:
             rid, version = existing
             if version != op.version - 1:
-                raise Conflict(f"{op.resource_type}/{op.id} changed concurrently (version {version} is current)")
+                raise Conflict(
+                    f"{op.resource_type}/{op.id} changed concurrently (version {version} is current)"
+                )
             await conn.execute(
                 "UPDATE resources SET version = $1, last_updated = $2, deleted = $3, patient = $4, content = $5 "
                 "WHERE rid = $6",
-                op.version, op.last_updated, op.deleted, op.patient, op.content, rid,
+                op.version,
+                op.last_updated,
+                op.deleted,
+                op.patient,
+                op.content,
+                rid,
             )
             await conn.execute(
                 "WITH a AS (DELETE FROM idx_token WHERE rid = $1), b AS (DELETE FROM idx_string WHERE rid = $1), "
@@ -148,14 +173,28 @@ class _PgTransaction:
             rid = await conn.fetchval(
                 "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, patient, content) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid",
-                op.resource_type, op.id, op.version, op.last_updated, op.deleted, op.patient, op.content,
+                op.resource_type,
+                op.id,
+                op.version,
+                op.last_updated,
+                op.deleted,
+                op.patient,
+                op.content,
             )
             if rid is None:
                 raise Conflict(f"{op.resource_type}/{op.id} was created concurrently")
         await conn.execute(
             "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            rid, op.resource_type, op.id, op.version, op.last_updated, op.deleted, op.method, op.patient, op.content,
+            rid,
+            op.resource_type,
+            op.id,
+            op.version,
+            op.last_updated,
+            op.deleted,
+            op.method,
+            op.patient,
+            op.content,
         )
         if op.index is not None and not op.deleted:
             for table, rows in sql.index_rows(rid, op.resource_type, op.index).items():
@@ -180,7 +219,9 @@ class PostgresResourceStore:
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresResourceStore:
-        dsn = url.replace("postgresql+psycopg://", "postgresql://").replace("postgresql+asyncpg://", "postgresql://")
+        dsn = url.replace("postgresql+psycopg://", "postgresql://").replace(
+            "postgresql+asyncpg://", "postgresql://"
+        )
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, statement_cache_size=512)
         assert pool is not None
         return cls(pool)
@@ -199,7 +240,9 @@ class PostgresResourceStore:
     async def vread(self, resource_type: str, id: str, version: int) -> StoredResource | None:
         row = await self.pool.fetchrow(
             f"SELECT {RESOURCE_COLUMNS}, method FROM history WHERE res_type = $1 AND res_id = $2 AND version = $3",
-            resource_type, id, version,
+            resource_type,
+            id,
+            version,
         )
         if row is None:
             return None
@@ -214,7 +257,8 @@ class PostgresResourceStore:
             f"SELECT {', '.join('r.' + c for c in RESOURCE_COLUMNS.split(', '))} FROM resources r "
             "JOIN unnest($1::text[], $2::text[]) AS k(t, i) ON r.res_type = k.t AND r.res_id = k.i "
             "WHERE r.deleted = FALSE",
-            types, ids,
+            types,
+            ids,
         )
         return [_row(r) for r in rows]
 
@@ -260,7 +304,10 @@ class PostgresResourceStore:
             "FROM idx_reference x JOIN unnest($1::text[], $2::text[]) AS k(t, i) "
             "ON x.target_type = k.t AND x.target_id = k.i JOIN resources r ON r.rid = x.rid "
             f"WHERE x.res_type = $3 AND x.param = $4 AND r.deleted = FALSE ORDER BY r.rid LIMIT {int(limit)}",
-            [k[0] for k in keys], [k[1] for k in keys], source_type, param,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            source_type,
+            param,
         )
         return [_row(r) for r in rows]
 
@@ -272,7 +319,13 @@ class PostgresResourceStore:
         return [_row(r) for r in await self.pool.fetch(text, *p.args)]
 
     async def history(
-        self, resource_type: str | None, id: str | None, *, since_us: int | None, count: int, cursor: str | None
+        self,
+        resource_type: str | None,
+        id: str | None,
+        *,
+        since_us: int | None,
+        count: int,
+        cursor: str | None,
     ) -> HistoryPage:
         p = Params(_DIALECT)
         text = sql.compile_history(p, resource_type, id, since_us, count + 1, cursor)

@@ -118,7 +118,7 @@ def schema_statements(dialect: str) -> list[str]:
     rid = "BIGSERIAL PRIMARY KEY" if pg else "INTEGER PRIMARY KEY AUTOINCREMENT"
     big = "BIGINT"
     real = "DOUBLE PRECISION" if pg else "REAL"
-    stmts = [
+    return [
         f"""CREATE TABLE resources (
             rid {rid},
             res_type {text} NOT NULL,
@@ -182,7 +182,6 @@ def schema_statements(dialect: str) -> list[str]:
         "CREATE INDEX idx_composite_value ON idx_composite (res_type, param, code1)",
         "CREATE INDEX idx_composite_rid ON idx_composite (rid, param)",
     ]
-    return stmts
 
 
 class Params:
@@ -215,7 +214,9 @@ def _token_cond(p: Params, v: TokenValue, alias: str, modifier: str | None) -> s
     if modifier == "text":
         return f"{alias}.text LIKE {p('%' + _like_escape(v.text or '') + '%')} ESCAPE '\\'"
     if modifier == "of-type":
-        return f"({alias}.system = {p(v.system)} AND {alias}.code = {p(v.code)} AND {alias}.text = {p(v.text)})"
+        return (
+            f"({alias}.system = {p(v.system)} AND {alias}.code = {p(v.code)} AND {alias}.text = {p(v.text)})"
+        )
     parts = []
     if v.no_system:
         parts.append(f"{alias}.system IS NULL")
@@ -311,13 +312,17 @@ def _composite_cond(p: Params, v: CompositeValue, alias: str, now_us: int) -> st
         if second.code is not None:
             parts.append(f"{alias}.code2 = {p(second.code)}")
     elif isinstance(second, QuantityValue):
-        parts.append(_number_cond(p, second.prefix, f"{alias}.number2", second.value, second.low, second.high))
+        parts.append(
+            _number_cond(p, second.prefix, f"{alias}.number2", second.value, second.low, second.high)
+        )
         if second.system is not None:
             parts.append(f"{alias}.system2 = {p(second.system)}")
         if second.code is not None:
             parts.append(f"{alias}.code2 = {p(second.code)}")
     elif isinstance(second, DateValue):
-        parts.append(_range_cond(p, second.prefix, f"{alias}.low2", f"{alias}.high2", second.low, second.high, now_us))
+        parts.append(
+            _range_cond(p, second.prefix, f"{alias}.low2", f"{alias}.high2", second.low, second.high, now_us)
+        )
     else:
         parts.append(f"{alias}.string2 LIKE {p(_like_escape(second.norm) + '%')} ESCAPE '\\'")
     return "(" + " AND ".join(parts) + ")"
@@ -455,7 +460,9 @@ def decode_cursor(text: str) -> Cursor:
         data = orjson.loads(raw)
         return Cursor(int(data["s"]), bool(data["f"]), tuple(data["k"]), int(data.get("o", 0)))
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidRequest("invalid or expired paging cursor", code="invalid", expression="_cursor") from exc
+        raise InvalidRequest(
+            "invalid or expired paging cursor", code="invalid", expression="_cursor"
+        ) from exc
 
 
 def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
@@ -504,7 +511,9 @@ def compile_search(
     return sql, p.args, len(keys)
 
 
-def compile_count(dialect: str, query: SearchQuery, snapshot: int | None, now_us: int) -> tuple[str, list[Any]]:
+def compile_count(
+    dialect: str, query: SearchQuery, snapshot: int | None, now_us: int
+) -> tuple[str, list[Any]]:
     p = Params(dialect)
     where = _where(p, query, "r", now_us)
     if snapshot is not None:
@@ -609,5 +618,5 @@ def history_page(rows: Sequence[Sequence[Any]], count: int, cursor: str | None) 
     entries = [
         StoredResource(r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]), int(r[0]), r[7]) for r in rows[:count]
     ]
-    next_cursor = str(rows[count - 1][0]) if len(rows) > count and count > 0 else None
+    next_cursor = str(rows[count - 1][0]) if len(rows) > count > 0 else None
     return HistoryPage(entries, next_cursor)

@@ -18,7 +18,7 @@ from hygie.fhir.outcome import Conflict
 from hygie.fhir.search import SearchQuery
 from hygie.ports import HistoryPage, ResourceKey, SearchPage, StoredResource, StoreTransaction, WriteOp
 from hygie.stores import sql
-from hygie.stores.sql import RESOURCE_COLUMNS, Cursor, Params
+from hygie.stores.sql import RESOURCE_COLUMNS, Params
 
 __all__ = ["SqliteResourceStore"]
 
@@ -27,7 +27,13 @@ _DIALECT = "sqlite"
 
 def _row(r: Sequence[Any]) -> StoredResource:
     return StoredResource(
-        resource_type=r[1], id=r[2], version=r[3], last_updated=r[4], deleted=bool(r[5]), content=bytes(r[6]), rid=r[0]
+        resource_type=r[1],
+        id=r[2],
+        version=r[3],
+        last_updated=r[4],
+        deleted=bool(r[5]),
+        content=bytes(r[6]),
+        rid=r[0],
     )
 
 
@@ -61,7 +67,9 @@ class _SqliteTransaction:
 
 def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
     """Write one new version inside the caller's transaction."""
-    cur = conn.execute("SELECT rid, version FROM resources WHERE res_type = ? AND res_id = ?", (op.resource_type, op.id))
+    cur = conn.execute(
+        "SELECT rid, version FROM resources WHERE res_type = ? AND res_id = ?", (op.resource_type, op.id)
+    )
     existing = cur.fetchone()
     if existing is not None:
         rid, version = existing
@@ -72,7 +80,7 @@ def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
             (op.version, op.last_updated, op.deleted, op.patient, op.content, rid),
         )
         for table in sql.INDEX_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))  # noqa: S608 - fixed table names
+            conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
     else:
         if op.version != 1:
             raise Conflict(f"{op.resource_type}/{op.id} does not exist at version {op.version - 1}")
@@ -86,13 +94,23 @@ def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
     conn.execute(
         "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (rid, op.resource_type, op.id, op.version, op.last_updated, op.deleted, op.method, op.patient, op.content),
+        (
+            rid,
+            op.resource_type,
+            op.id,
+            op.version,
+            op.last_updated,
+            op.deleted,
+            op.method,
+            op.patient,
+            op.content,
+        ),
     )
     if op.index is not None and not op.deleted:
         for table, rows in sql.index_rows(rid, op.resource_type, op.index).items():
             cols = ("rid", "res_type", *sql.INDEX_TABLES[table])
             conn.executemany(
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 rows,
             )
 
@@ -102,7 +120,9 @@ def search_keys(conn: sqlite3.Connection, query: SearchQuery, limit: int) -> lis
 
     p = Params(_DIALECT)
     where = sql._where(p, query, "r", int(time.time() * 1_000_000))
-    rows = conn.execute(f"SELECT r.res_type, r.res_id FROM resources r WHERE {where} LIMIT {int(limit)}", p.args)
+    rows = conn.execute(
+        f"SELECT r.res_type, r.res_id FROM resources r WHERE {where} LIMIT {int(limit)}", p.args
+    )
     return [(t, i) for t, i in rows.fetchall()]
 
 
@@ -152,7 +172,7 @@ class SqliteResourceStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = self._reader.execute(
-                    f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE res_type = ? AND deleted = 0 "  # noqa: S608
+                    f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE res_type = ? AND deleted = 0 "
                     f"AND res_id IN ({', '.join('?' * len(chunk))})",
                     (t, *chunk),
                 ).fetchall()
@@ -210,7 +230,13 @@ class SqliteResourceStore:
         return [_row(r) for r in self._reader.execute(text, p.args).fetchall()]
 
     async def history(
-        self, resource_type: str | None, id: str | None, *, since_us: int | None, count: int, cursor: str | None
+        self,
+        resource_type: str | None,
+        id: str | None,
+        *,
+        since_us: int | None,
+        count: int,
+        cursor: str | None,
     ) -> HistoryPage:
         p = Params(_DIALECT)
         text = sql.compile_history(p, resource_type, id, since_us, count + 1, cursor)

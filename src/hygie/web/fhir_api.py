@@ -45,8 +45,8 @@ class PayloadTooLarge(FhirError):
 
 
 def _is_xml(media: str) -> bool:
-    media = media.split(";")[0].strip().lower()
-    return media.endswith("/xml") or media.endswith("+xml") or media == "xml"
+    media = media.split(";", maxsplit=1)[0].strip().lower()
+    return media.endswith(("/xml", "+xml")) or media == "xml"
 
 
 def _check_formats(headers: dict[str, str], query: list[tuple[str, str]], has_body: bool) -> None:
@@ -54,7 +54,9 @@ def _check_formats(headers: dict[str, str], query: list[tuple[str, str]], has_bo
     if has_body and content_type:
         media = content_type.split(";")[0].strip().lower()
         if _is_xml(media):
-            raise NotSupported("XML is not supported: send application/fhir+json", status=415, code="not-supported")
+            raise NotSupported(
+                "XML is not supported: send application/fhir+json", status=415, code="not-supported"
+            )
         if media not in JSON_TYPES and media != FORM_TYPE:
             raise NotSupported(f"unsupported content type {media!r}: send application/fhir+json", status=415)
     for name, value in query:
@@ -132,7 +134,9 @@ class FhirApi:
         raw_headers = [(b"x-request-id", request_id.encode("latin-1"))]
         if body or response.status not in (204, 304):
             raw_headers.append((b"content-type", CONTENT_TYPE))
-        raw_headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items())
+        raw_headers.extend(
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
+        )
         if response.status == 204:
             body = b""
         raw_headers.append((b"content-length", str(len(body)).encode()))

@@ -43,7 +43,9 @@ def _references(node: Any, out: set[tuple[str, str]]) -> None:
 async def patient_everything(service: FhirService, request: FhirRequest, patient_id: str) -> FhirResponse:
     res.require_id(patient_id)
     params = dict(request.query)
-    service.require(request.caller, "operation", "Patient", patient_id, patient=patient_id, detail="$everything")
+    service.require(
+        request.caller, "operation", "Patient", patient_id, patient=patient_id, detail="$everything"
+    )
     patient = await service.store.read("Patient", patient_id)
     if patient is None:
         raise NotFound(f"Patient/{patient_id} is not known")
@@ -83,18 +85,28 @@ async def patient_everything(service: FhirService, request: FhirRequest, patient
     outside = sorted(k for k in referenced - members if types is None or k[0] in types)
     extra = await service.store.read_many(outside) if outside else []
     entries = [
-        {"fullUrl": service.full_url(r.resource_type, r.id), "resource": orjson.Fragment(r.content), "search": {"mode": "match"}}
+        {
+            "fullUrl": service.full_url(r.resource_type, r.id),
+            "resource": orjson.Fragment(r.content),
+            "search": {"mode": "match"},
+        }
         for r in rows
     ]
     entries.extend(
-        {"fullUrl": service.full_url(r.resource_type, r.id), "resource": orjson.Fragment(r.content), "search": {"mode": "include"}}
+        {
+            "fullUrl": service.full_url(r.resource_type, r.id),
+            "resource": orjson.Fragment(r.content),
+            "search": {"mode": "include"},
+        }
         for r in extra
     )
     base = f"{service.base_url}/Patient/{patient_id}/$everything"
     kept = [(k, v) for k, v in request.query if k != "_cursor"]
     links = [{"relation": "self", "url": base + (f"?{urlencode(request.query)}" if request.query else "")}]
     if has_more and rows:
-        links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', str(rows[-1].rid))])}"})
+        links.append(
+            {"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', str(rows[-1].rid))])}"}
+        )
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": res.new_id(),
