@@ -128,6 +128,15 @@ _ACUTE_ADULT: Final = (
 )
 _ACUTE_CHILD: Final = ("pharyngitis", "gastroenteritis", "bronchitis", "allergic_rhinitis")
 _RESPIRATORY: Final = frozenset({"asthma", "copd", "bronchitis", "pneumonia", "bronchiolitis", "sinusitis"})
+_EVOLUTION: Final = {
+    "heart_failure": "Régression des signes congestifs sous diurétique intraveineux puis oral. "
+    "Retour à domicile avec surveillance du poids.",
+    "bronchiolitis": "Désobstruction rhinopharyngée et fractionnement de l'alimentation, "
+    "sevrage de l'oxygène en 48 heures. Retour à domicile.",
+    "": "Évolution favorable sous traitement, apyrexie obtenue. Retour à domicile autorisé.",
+}
+_PSYCHIATRIC: Final = frozenset({"depression", "anxiety"})
+_PSYCHOTROPIC: Final = frozenset({"sertraline", "xanax"})
 _FEVERISH: Final = frozenset({"pharyngitis", "sinusitis", "bronchitis", "pneumonia", "bronchiolitis", "uti"})
 
 
@@ -302,9 +311,9 @@ def identity_from_spec(spec: CitizenSpec, patient_uuid: str, rng: random.Random)
 
 
 def patient_resource(
-    ident: Identity, rng: random.Random, gp: Professional, ins: InsFlavour
+    ident: Identity, rng: random.Random, gp: Professional, ins: InsFlavour, on: date
 ) -> dict[str, Any]:
-    """The ``fr-core-patient-ins`` Patient of an identity (digest §1.7)."""
+    """The ``fr-core-patient-ins`` Patient of an identity (digest §1.7), as it stands on ``on``."""
     reliability: list[dict[str, Any]] = [
         {"url": "identityStatus", "valueCoding": {"system": codes.IDENTITY_STATUS, "code": ident.status}}
     ]
@@ -369,7 +378,7 @@ def patient_resource(
     ]
     if ident.used_family:
         names.append({"use": "usual", "family": ident.used_family, "given": [ident.given[0]]})
-    return {
+    resource: dict[str, Any] = {
         "resourceType": "Patient",
         "meta": {"profile": [codes.PROFILE_PATIENT_INS]},
         "extension": [
@@ -394,6 +403,9 @@ def patient_resource(
             }
         ],
     }
+    if ident.age_at(on) < 15:
+        del resource["telecom"]  # children are reached through their parents
+    return resource
 
 
 # --------------------------------------------------------------------------- history
@@ -759,19 +771,22 @@ class HistoryBuilder:
         visit.diagnoses.append(definition)
         return self._add(resource)
 
-    def prescribe(
-        self, medications: Sequence[MedicationDef], visit: _Visit, reasons: Sequence[str], *, chronic: bool
-    ) -> None:
-        """One prescription (several MedicationRequests sharing a ``groupIdentifier``)."""
+    def prescribe(self, lines: Sequence[tuple[MedicationDef, str]], visit: _Visit, *, chronic: bool) -> None:
+        """One prescription: a MedicationRequest per (medication, reason Condition urn), one ``groupIdentifier``.
+
+        Penicillins are never prescribed to a patient allergic to them.
+        """
         allowed = [
-            m for m in medications if not ("penicillin" in self.allergy_keys and m.key == "amoxicilline")
+            (m, reason)
+            for m, reason in lines
+            if not ("penicillin" in self.allergy_keys and m.key == "amoxicilline")
         ]
         if not allowed:
             return
         self.prescription_count += 1
         group = f"{self.ident.patient_uuid[:8].upper()}-{self.prescription_count:03d}"
         day = visit.start.date()
-        for medication, reason in zip(allowed, [*reasons, *[reasons[-1]] * len(allowed)], strict=False):
+        for medication, reason in allowed:
             repeats = 3 if chronic and medication.days < 90 else 0
             validity_end = day + timedelta(days=medication.days * (repeats + 1) if chronic else 90)
             request: dict[str, Any] = {
@@ -888,6 +903,8 @@ class HistoryBuilder:
             for dose, m in enumerate(months, start=1):
                 events.append((at_months(m), key, dose))
         events += [(at_months(72), "dtcap", None), (at_months(132), "dtcap", None)]
+        if birth.year < 2005:  # before the hexavalent vaccine: hepatitis B catch-up at 11-15 years
+            events += [(at_months(144), "hepb", 1), (at_months(150), "hepb", 2)]
         if birth.year >= 2010 or (self.ident.gender == "female" and birth.year >= 2000):
             events += [(at_months(132), "hpv", 1), (at_months(138), "hpv", 2)]
         events += [
@@ -1022,10 +1039,8 @@ class HistoryBuilder:
                 abatement=day + timedelta(days=self.rng.randint(5, 15)),
             )
             if age >= 15 or (age >= 8 and acute_key in ("pharyngitis", "bronchitis")):
-                meds = [codes.MEDICATIONS[m] for m in definition.medications]
-                if age < 15:
-                    meds = [codes.MEDICATIONS["doliprane500"]]
-                self.prescribe(meds, visit, [urn], chronic=False)
+                keys = definition.medications if age >= 15 else ("doliprane500",)
+                self.prescribe([(codes.MEDICATIONS[m], urn) for m in keys], visit, chronic=False)
         # Renew chronic treatments every three months or so.
         due: list[tuple[MedicationDef, str]] = []
         for chronic in self.chronic:
@@ -1036,7 +1051,7 @@ class HistoryBuilder:
                 chronic.treated_since = chronic.treated_since or day
                 due += [(codes.MEDICATIONS[m], chronic.recorded) for m in chronic.condition.medications]
         if due:
-            self.prescribe([m for m, _ in due], visit, [r for _, r in due], chronic=True)
+            self.prescribe(due, visit, chronic=True)
 
     def _hospital_stay(self, day: date) -> None:
         age = self._age(day)
@@ -1046,7 +1061,7 @@ class HistoryBuilder:
             any(self._has(k, day) for k in ("atrial_fibrillation", "hypertension"))
             and self.rng.random() < 0.5
         ):
-            key, author = "pneumonia", self.hub.hospital_staff["cardiologist"]
+            key, author = "heart_failure", self.hub.hospital_staff["cardiologist"]
         else:
             key = "pneumonia"
             author = self.hub.hospital_staff["pediatrician" if age < 15 else "emergency"]
@@ -1066,7 +1081,7 @@ class HistoryBuilder:
         )
         if age >= 15 and definition.medications:
             self.prescribe(
-                [codes.MEDICATIONS[m] for m in definition.medications], visit, [urn], chronic=False
+                [(codes.MEDICATIONS[m], urn) for m in definition.medications], visit, chronic=False
             )
 
     def _emergency_visit(self, day: date) -> None:
@@ -1154,7 +1169,7 @@ class HistoryBuilder:
         labels: list[dict[str, Any]] = [
             {"coding": [{"system": codes.CONFIDENTIALITY, "code": "R" if restricted else "N"}]}
         ]
-        if restricted and self.rng.random() < 0.5:
+        if restricted:  # mental-health documents: restricted, and masked from other professionals
             labels.append({"coding": [{"system": codes.TRE_A07_VISIBILITY, "code": "MASQUE_PS"}]})
         facility = visit.structure.sector
         self._add(
@@ -1240,7 +1255,9 @@ class HistoryBuilder:
             day = visit.start.date()
             if day < self.documents_from and visit.kind != "hospital":
                 continue
-            restricted = any(d.key in ("depression", "anxiety") for d in visit.diagnoses)
+            restricted = any(d.key in _PSYCHIATRIC for d in visit.diagnoses) or any(
+                m.key in _PSYCHOTROPIC for m, _ in visit.prescriptions
+            )
             if visit.prescriptions and day >= self.documents_from:
                 lines = []
                 for index, (medication, chronic) in enumerate(visit.prescriptions, start=1):
@@ -1271,8 +1288,9 @@ class HistoryBuilder:
                         (
                             "Évolution",
                             [
-                                "Évolution favorable sous traitement, apyrexie obtenue. "
-                                "Retour à domicile autorisé."
+                                _EVOLUTION.get(
+                                    visit.diagnoses[0].key if visit.diagnoses else "", _EVOLUTION[""]
+                                )
                             ],
                         ),
                         (
@@ -1374,7 +1392,7 @@ def patient_bundle(
     builder.build()
     if target_resources is not None:
         builder.pad_with_steps(target_resources)
-    patient = patient_resource(ident, rng, builder.gp, ins)
+    patient = patient_resource(ident, rng, builder.gp, ins, builder.end)
     entries = [(builder.patient_urn, patient), *builder.entries]
     return {
         "resourceType": "Bundle",

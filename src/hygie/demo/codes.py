@@ -205,6 +205,14 @@ CONDITIONS: Final = {
             "acute",
             ("amoxicilline", "doliprane1000"),
         ),
+        ConditionDef(
+            "heart_failure",
+            "56675007",
+            "I50.9",
+            "Insuffisance cardiaque aiguë",
+            "acute",
+            ("furosemide",),
+        ),
         ConditionDef("bronchiolitis", "4120002", "J21.9", "Bronchiolite aiguë", "acute"),
         ConditionDef("anxiety", "197480006", "F41.9", "Trouble anxieux", "acute", ("xanax",)),
     )
@@ -312,6 +320,14 @@ MEDICATIONS: Final = {
             "1 comprimé matin et soir",
             days=90,
             quantity=3,
+        ),
+        MedicationDef(
+            "furosemide",
+            "Furosémide 40 mg, comprimé sécable",
+            "C03CA01",
+            "furosémide",
+            "1 comprimé le matin, surveillance du poids et de la kaliémie",
+            days=30,
         ),
         MedicationDef(
             "amoxicilline",

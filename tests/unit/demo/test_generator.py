@@ -130,7 +130,9 @@ def test_patient_follows_fr_core_ins(population: list[dict[str, Any]]) -> None:
         assert birth_list.split(" ")[0] == official["given"][0]
         address = patient["address"][0]
         assert address["extension"][0]["valueCoding"]["code"] in {c.insee for c in load_communes()}
-        assert {t["system"] for t in patient["telecom"]} == {"phone", "email"}
+        if int(patient["birthDate"][:4]) <= 2009:  # adults and teenagers at the end of 2025
+            assert {t["system"] for t in patient["telecom"]} == {"phone", "email"}
+            assert next(t for t in patient["telecom"] if t["system"] == "email")["value"].endswith(".example")
         assert patient["generalPractitioner"][0]["reference"].startswith("Practitioner/pra-")
     assert set(statuses) <= {"PROV", "RECUP", "VALI", "QUAL"}
     assert statuses["QUAL"] >= 1
@@ -361,3 +363,41 @@ def test_fifty_patients_in_a_few_seconds() -> None:
     elapsed = time.perf_counter() - started
     assert len(bundles) == 51
     assert elapsed < 10, f"{elapsed:.1f} s"
+
+
+def test_clinical_rules(population: list[dict[str, Any]]) -> None:
+    """No penicillin for the allergic; mental-health documents are restricted and masked."""
+    for bundle in population[1:]:
+        resources = [e["resource"] for e in bundle["entry"]]
+        allergic = any(
+            r["resourceType"] == "AllergyIntolerance" and r["code"]["coding"][0]["code"] == "764146007"
+            for r in resources
+        )
+        prescribed = {
+            coding["code"]
+            for r in resources
+            if r["resourceType"] == "MedicationRequest"
+            for coding in r["medicationCodeableConcept"]["coding"]
+        }
+        if allergic:
+            assert "J01CA04" not in prescribed
+        for r in resources:
+            if r["resourceType"] == "DocumentReference" and r["securityLabel"][0]["coding"][0]["code"] == "R":
+                assert r["securityLabel"][1]["coding"][0]["code"] == "MASQUE_PS"
+
+
+def test_demo_citizen_histories(population: list[dict[str, Any]]) -> None:
+    """Paul ROSSI (second demo citizen) is penicillin-allergic and followed for his three conditions."""
+    resources = [e["resource"] for e in population[2]["entry"]]
+    conditions = {r["code"]["coding"][0]["code"] for r in resources if r["resourceType"] == "Condition"}
+    assert {"38341003", "44054006", "49436004"} <= conditions
+    assert any(r["resourceType"] == "AllergyIntolerance" for r in resources)
+    nadia = [e["resource"] for e in population[5]["entry"]]
+    labels = {
+        c["code"]
+        for r in nadia
+        if r["resourceType"] == "DocumentReference"
+        for label in r["securityLabel"]
+        for c in label["coding"]
+    }
+    assert "MASQUE_PS" in labels
