@@ -49,7 +49,8 @@ async def load_demo(
         if marker.exists():
             lines.append(f"Données de démonstration déjà chargées ({marker.read_text().strip()}).")
         else:
-            bundles = generate_population(patients, seed=seed)
+            # synthetic people carry the demonstration INS OID, never the production one
+            bundles = generate_population(patients, seed=seed, ins="demo", large_patient=True)
             synthea = synthea_dir or default_synthea_dir()
             synthea_files = sorted(synthea.glob("*.json.gz")) if synthea and synthea.is_dir() else []
             stored = 0
