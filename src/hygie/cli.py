@@ -83,14 +83,16 @@ def _print_report(report: object) -> None:
     from hygie.importer import ImportReport  # noqa: PLC0415
 
     assert isinstance(report, ImportReport)
-    table = Table(title=f"Stored: {report.stored_total} resources from {report.files} files")
+    console.print(f"Stored: {report.stored_total} resources from {report.files} files", soft_wrap=True)
+    table = Table()
     table.add_column("resource type")
     table.add_column("stored", justify="right")
     for rtype, n in sorted(report.stored.items()):
         table.add_row(rtype, str(n))
     console.print(table)
     if report.rejected:
-        rejected = Table(title=f"Rejected: {len(report.rejected)}", show_lines=False)
+        console.print(f"Rejected: {len(report.rejected)}", soft_wrap=True)
+        rejected = Table(show_lines=False)
         rejected.add_column("source")
         rejected.add_column("resource")
         rejected.add_column("reason")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 pytestmark = pytest.mark.anyio
@@ -378,3 +379,52 @@ async def test_everything(client: httpx.AsyncClient) -> None:
     r = (await client.get("/fhir/Patient/claire/$everything", params={"_since": "2999-01-01"})).json()
     assert r["entry"] == []
     assert (await client.get("/fhir/Patient/nobody/$everything")).status_code == 404
+
+
+async def test_phonetic_identifier_reference_profile_and_uri(client: httpx.AsyncClient) -> None:
+    assert await ids(client, "Patient", phonetic="Lefebvre") == ["eloise"]
+    assert sorted(await ids(client, "Patient", phonetic="Martine")) == ["claire", "marc"]  # Soundex M635
+    await put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "by-ins",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"identifier": {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "285044523412351"}},
+            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
+        },
+    )
+    assert await ids(
+        client, "Observation", **{"subject:identifier": "urn:oid:1.2.250.1.213.1.4.8|285044523412351"}
+    ) == ["by-ins"]
+    assert await ids(
+        client, "Observation", _profile="http://hl7.org/fhir/StructureDefinition/vitalsigns"
+    ) == ["by-ins"]
+    await put(
+        client,
+        {
+            "resourceType": "ValueSet",
+            "id": "vs",
+            "status": "active",
+            "url": "https://hygie.example/fhir/ValueSet/demo/v1",
+        },
+    )
+    assert await ids(client, "ValueSet", url="https://hygie.example/fhir/ValueSet/demo/v1") == ["vs"]
+    assert await ids(client, "ValueSet", **{"url:below": "https://hygie.example/fhir/ValueSet"}) == ["vs"]
+    assert await ids(
+        client, "ValueSet", **{"url:above": "https://hygie.example/fhir/ValueSet/demo/v1/extra"}
+    ) == ["vs"]
+    assert await ids(client, "ValueSet", url="https://hygie.example/fhir/ValueSet") == []
+
+
+async def test_every_resource_records_its_patient_compartment(
+    service: Any, client: httpx.AsyncClient
+) -> None:
+    from hygie.fhir.indexing import extract_index
+
+    stored = await service.store.read("Observation", "w1")
+    index = extract_index(orjson.loads(stored.content))
+    assert index.compartments[0] == "claire"
+    rows = await service.store.compartment("claire", ["Observation"], None, 0, 100)
+    assert {r.id for r in rows} == {"w1", "w2", "g1", "bp1"}

@@ -43,7 +43,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     settings = load_settings(data_dir=tmp_path, database_url=database_url, base_url=base)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -84,9 +86,16 @@ def test_fhirpy_async_client_crud_search_and_paging(server: str) -> None:
                 code={"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
                 subject=patient.to_reference(),
                 effectiveDateTime=f"2024-01-{i + 1:02d}",
-                valueQuantity={"value": 60 + i, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+                valueQuantity={
+                    "value": 60 + i,
+                    "unit": "kg",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "kg",
+                },
             ).save()
-        search = client.resources("Observation").search(subject=patient.to_reference().reference).sort("-date")
+        search = (
+            client.resources("Observation").search(subject=patient.to_reference().reference).sort("-date")
+        )
         assert await search.count() == 25
         everything = await search.limit(10).fetch_all()
         assert len(everything) == 25

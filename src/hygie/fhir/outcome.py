@@ -49,7 +49,11 @@ class Issue:
     severity: Severity = "error"
 
     def to_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
         if self.expression:
             issue["expression"] = [self.expression]
         return issue

@@ -384,7 +384,12 @@ def _values_for(
         if sp.type == "token":
             out.append(_token(raw, name, modifier))
         elif sp.type == "string":
-            out.append(_string(raw))
+            if sp.xpath_usage == "phonetic" and modifier is None:
+                # sound-alike: the index holds each name part's phonetic key beside its plain form
+                key = fvalues.phonetic(raw)
+                out.append(StringValue(key, raw))
+            else:
+                out.append(_string(raw))
         elif sp.type == "date":
             out.append(_date(raw, name))
         elif sp.type == "reference":
