@@ -315,3 +315,29 @@ async def test_metadata_is_a_capability_statement(client: httpx.AsyncClient) -> 
     } in patient_entry["operation"]
     names = {p["name"] for p in patient_entry["searchParam"]}
     assert {"family", "identifier", "birthdate"} <= names
+
+
+async def test_binary_is_kept_in_the_blob_store_and_read_natively(
+    client: httpx.AsyncClient, service: Any
+) -> None:
+    import base64
+
+    pdf = b"%PDF-1.4\n% Hygie test\n" + bytes(range(256))
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/pdf",
+        "data": base64.b64encode(pdf).decode(),
+    }
+    created = await client.post("/fhir/Binary", json=binary, headers=FHIR_JSON)
+    assert created.status_code == 201
+    bid = created.json()["id"]
+    as_fhir = await client.get(f"/fhir/Binary/{bid}")
+    assert as_fhir.json()["data"] == binary["data"]
+    native = await client.get(f"/fhir/Binary/{bid}", headers={"Accept": "application/pdf"})
+    assert native.status_code == 200
+    assert native.headers["content-type"] == "application/pdf"
+    assert native.content == pdf
+    # the database row holds only the blob's address, not the bytes
+    raw = await service.store.inner.read("Binary", bid)
+    assert b"blob-sha256" in raw.content
+    assert binary["data"].encode() not in raw.content

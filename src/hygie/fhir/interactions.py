@@ -87,6 +87,27 @@ def prefer(request: FhirRequest, key: str) -> str | None:
     return None
 
 
+_FHIR_MEDIA = ("application/fhir+json", "application/json", "json", "*/*", "application/*", "")
+
+
+def _wants_native(request: FhirRequest) -> bool:
+    """A Binary is returned in its own format when the client accepts no FHIR/JSON type."""
+    accept = request.header("accept")
+    if accept is None or dict(request.query).get("_format"):
+        return False
+    kinds = [a.split(";")[0].strip().lower() for a in accept.split(",")]
+    return not any(k in _FHIR_MEDIA for k in kinds)
+
+
+def _native_binary(content: bytes, headers: dict[str, str]) -> FhirResponse:
+    import base64  # noqa: PLC0415
+
+    resource = orjson.loads(content)
+    data = base64.b64decode(resource.get("data", ""))
+    media = str(resource.get("contentType") or "application/octet-stream")
+    return FhirResponse(200, data, headers, resource_bytes=content, media_type=media)
+
+
 def _now_clock() -> int:
     return now_us()
 
@@ -197,6 +218,8 @@ class FhirService:
         if_none_match = request.header("if-none-match")
         if if_none_match and if_none_match.strip().lstrip("W/").strip('"') == str(stored.version):
             return FhirResponse(304, None, headers)
+        if resource_type == "Binary" and _wants_native(request):
+            return _native_binary(stored.content, headers)
         body: bytes | dict[str, Any] = stored.content
         summary = dict(request.query).get("_summary")
         elements = dict(request.query).get("_elements")

@@ -38,3 +38,5 @@ class FhirResponse:
     headers: dict[str, str] = field(default_factory=dict)
     # the resource after the interaction (for Bundle responses), when there is one
     resource_bytes: bytes | None = None
+    # set when the body is not FHIR JSON (a Binary read in its native form)
+    media_type: str | None = None

@@ -132,7 +132,9 @@ class FhirApi:
         else:
             body = orjson.dumps(response.body)
         raw_headers = [(b"x-request-id", request_id.encode("latin-1"))]
-        if body or response.status not in (204, 304):
+        if response.media_type is not None:
+            raw_headers.append((b"content-type", response.media_type.encode("latin-1")))
+        elif body or response.status not in (204, 304):
             raw_headers.append((b"content-type", CONTENT_TYPE))
         raw_headers.extend(
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
