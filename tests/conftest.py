@@ -27,7 +27,7 @@ if not SHARED.is_dir():  # a fresh clone sits beside shared/
     SHARED = Path(os.environ.get("HYGIE_SHARED_DATA", "/work/shared/data"))
 
 PG_URL = os.environ.get("HYGIE_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -66,6 +66,10 @@ def pg_database() -> Iterator[str]:
 
 
 async def open_backend(backend: str, request: pytest.FixtureRequest) -> ResourceStore:
+    if backend == "memory":
+        from hygie.stores.memory import MemoryResourceStore
+
+        return MemoryResourceStore()
     if backend == "sqlite":
         from hygie.stores.sqlite import SqliteResourceStore
 
