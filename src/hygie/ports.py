@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from hygie.fhir.index_model import IndexEntries
 from hygie.fhir.search import SearchQuery
@@ -21,6 +21,7 @@ from hygie.fhir.search import SearchQuery
 __all__ = [
     "BlobStore",
     "HistoryPage",
+    "KeyValueStore",
     "ResourceKey",
     "ResourceStore",
     "SearchPage",
@@ -160,3 +161,28 @@ class BlobStore(Protocol):
     async def get(self, digest: str) -> bytes | None: ...
 
     def iter_digests(self) -> AsyncIterator[str]: ...
+
+
+class KeyValueStore(Protocol):
+    """Small durable records with expiry: OAuth clients, codes, tokens, accounts, rate limits.
+
+    ``kind`` namespaces keys. Values are JSON objects. Expired records read as absent and are
+    purged lazily. ``take`` reads and deletes atomically: a single-use record (an authorisation
+    code, a reset link) can be taken once, whatever the concurrency.
+    """
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    async def put(
+        self, kind: str, key: str, value: dict[str, Any], *, expires_us: int | None = None
+    ) -> None: ...
+
+    async def add(self, kind: str, key: str, value: dict[str, Any], *, expires_us: int | None = None) -> bool:
+        """Insert only if absent (or expired); False when the key already exists."""
+        ...
+
+    async def take(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    async def delete(self, kind: str, key: str) -> None: ...
+
+    async def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]: ...
