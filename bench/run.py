@@ -1,0 +1,652 @@
+"""Hygie end-to-end benchmark: a real ``hygie serve`` on PostgreSQL and on SQLite, loaded by wrk.
+
+Usage (see bench/README.md)::
+
+    .venv/bin/python bench/run.py --quick                 # a few seconds per scenario
+    .venv/bin/python bench/run.py --pg-url postgresql://hygie@127.0.0.1:55432/postgres --reuse
+
+Each scenario is measured against the server and, in the same run, against the raw database
+ceiling (``_ceiling.py``: the same rows and SQL, no FHIR logic). Results go to
+``bench/out/results-*.json`` and to the generated section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import _ceiling as ceiling
+import _infra as infra
+import _profile as profile
+import _report as report
+import asyncpg
+from _load import Bundle, Measure, load_bundles, post_bundles, run_wrk
+
+REPO = infra.REPO
+DEFAULT_SYNTHEA = REPO.parent / "shared" / "data" / "synthea-r4" / "bundles"
+
+PATIENT_TEMPLATE: dict[str, Any] = {
+    "resourceType": "Patient",
+    "active": True,
+    "identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "1850775123456"}],
+    "name": [{"use": "official", "family": "Martin", "given": ["Camille", "Louise"]}],
+    "telecom": [{"system": "phone", "value": "+33 6 12 34 56 78", "use": "mobile"}],
+    "gender": "female",
+    "birthDate": "1985-07-14",
+    "address": [{"line": ["12 rue de la Paix"], "city": "Paris", "postalCode": "75002", "country": "FR"}],
+}
+
+# the targets on 2 cores, PostgreSQL, durable commits: (scenario, metric, bound, is a minimum)
+TARGETS: dict[str, list[tuple[str, float, bool]]] = {
+    "ingest": [("rate", 2000, True)],
+    "create": [("rate", 800, True)],
+    "read": [("rate", 3000, True), ("p99_ms", 30, False)],
+    "search": [("p99_ms", 60, False)],
+    "everything": [("p95_ms", 400, False)],
+}
+
+
+@dataclass
+class Config:
+    seconds: float
+    warmup: float
+    ceiling_seconds: float
+    bundles_limit: int | None
+    copies: int
+    uploaders: int
+    read_clients: int
+    create_clients: int
+    search_clients: int
+    everything_clients: int
+    out: Path
+    profile: bool
+    profile_seconds: float
+    suffix: str
+
+
+@dataclass
+class Run:
+    config: Config
+    results: list[dict[str, Any]] = field(default_factory=list)
+    loads: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+
+
+def missed(scenario: str, m: Measure) -> list[str]:
+    out = []
+    values = {"rate": m.rate, "p95_ms": m.p95_ms, "p99_ms": m.p99_ms}
+    for metric, bound, minimum in TARGETS.get(scenario, []):
+        v = values[metric]
+        if (minimum and v < bound) or (not minimum and v > bound):
+            out.append(metric)
+    return out
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+
+class Backend:
+    """A database kind: where its databases live, how to query them, its ceiling loops."""
+
+    name = ""
+    key = ""
+
+    def fresh(self, role: str, *, keep: bool = False) -> tuple[str, bool]:
+        raise NotImplementedError
+
+    def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def pool_size(self, workers: int) -> int:
+        return 10 * workers  # HYGIE_PG_POOL_SIZE per worker
+
+    # ceilings
+    def ceiling_writes(
+        self, url: str, writes: list[ceiling.PreparedWrite], conc: int, w: int, s: float
+    ) -> Measure:
+        raise NotImplementedError
+
+    def ceiling_reads(self, url: str, kind: str, payload: Any, conc: int, w: int, s: float) -> Measure:
+        raise NotImplementedError
+
+    def prepare_everything(self, url: str, patient_id: str) -> ceiling.PreparedEverything:
+        raise NotImplementedError
+
+
+class Postgres(Backend):
+    name = "PostgreSQL"
+    key = "pg"
+
+    def __init__(self, admin_url: str, suffix: str) -> None:
+        self.admin = admin_url
+        self.suffix = suffix
+
+    def fresh(self, role: str, *, keep: bool = False) -> tuple[str, bool]:
+        return infra.fresh_pg_database(self.admin, f"bench_pg_{role}{self.suffix}", keep=keep)
+
+    def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
+        async def go() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(url)
+            try:
+                return [tuple(r) for r in await conn.fetch(text)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    def ceiling_writes(
+        self, url: str, writes: list[ceiling.PreparedWrite], conc: int, w: int, s: float
+    ) -> Measure:
+        return ceiling.pg_writes(
+            url, writes, pool_size=min(conc, self.pool_size(w)), concurrency=conc, seconds=s
+        )
+
+    def ceiling_reads(self, url: str, kind: str, payload: Any, conc: int, w: int, s: float) -> Measure:
+        pool = min(conc, self.pool_size(w))
+        cap = 10_000_000
+        if kind == "read":
+            return ceiling.pg_reads(url, payload, pool_size=pool, concurrency=conc, seconds=s, max_ops=cap)
+        if kind == "search":
+            return ceiling.pg_searches(url, payload, pool_size=pool, concurrency=conc, seconds=s, max_ops=cap)
+        return ceiling.pg_everything(url, payload, pool_size=pool, concurrency=conc, seconds=s, max_ops=cap)
+
+    def prepare_everything(self, url: str, patient_id: str) -> ceiling.PreparedEverything:
+        return ceiling.pg_prepare_everything(url, patient_id, 1000)
+
+
+class Sqlite(Backend):
+    name = "SQLite"
+    key = "sqlite"
+
+    def __init__(self, folder: Path, suffix: str) -> None:
+        self.folder = folder
+        self.suffix = suffix
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def fresh(self, role: str, *, keep: bool = False) -> tuple[str, bool]:
+        path = self.folder / f"{role}{self.suffix}.sqlite3"
+        if keep and path.exists():
+            return f"sqlite:///{path}", True
+        for extra in ("", "-wal", "-shm"):
+            Path(str(path) + extra).unlink(missing_ok=True)
+        return f"sqlite:///{path}", False
+
+    @staticmethod
+    def path(url: str) -> str:
+        return url.removeprefix("sqlite:///")
+
+    def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.path(url))
+        try:
+            return [tuple(r) for r in conn.execute(text).fetchall()]
+        finally:
+            conn.close()
+
+    def ceiling_writes(
+        self, url: str, writes: list[ceiling.PreparedWrite], conc: int, w: int, s: float
+    ) -> Measure:
+        return ceiling.sqlite_writes(self.path(url), writes, seconds=s)
+
+    def ceiling_reads(self, url: str, kind: str, payload: Any, conc: int, w: int, s: float) -> Measure:
+        if kind == "search":
+            payload = [(p.text, p.args, p.count) for p in payload]
+        elif kind == "everything":
+            payload = (
+                payload.patient_id,
+                payload.compartment_text,
+                payload.compartment_args,
+                payload.outside,
+            )
+        return ceiling.sqlite_reads(self.path(url), kind, payload, processes=w, seconds=s, max_ops=10_000_000)
+
+    def prepare_everything(self, url: str, patient_id: str) -> ceiling.PreparedEverything:
+        return ceiling.sqlite_prepare_everything(self.path(url), patient_id, 1000)
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    observation_keys: list[tuple[str, str]]
+    patients: list[str]
+    big_patient: str
+    big_patient_resources: int
+    resources: int
+
+
+def dataset(db: Backend, url: str, sample: int) -> Dataset:
+    obs = db.fetch(
+        url, f"SELECT res_id FROM resources WHERE res_type = 'Observation' ORDER BY random() LIMIT {sample}"
+    )
+    patients = db.fetch(url, "SELECT res_id FROM resources WHERE res_type = 'Patient' AND NOT deleted")
+    big = db.fetch(
+        url,
+        "SELECT patient, COUNT(*) AS n FROM resources WHERE patient IS NOT NULL GROUP BY patient ORDER BY n DESC LIMIT 1",
+    )
+    total = db.fetch(url, "SELECT COUNT(*) FROM resources")
+    return Dataset(
+        [("Observation", r[0]) for r in obs],
+        [r[0] for r in patients],
+        big[0][0],
+        int(big[0][1]),
+        int(total[0][0]),
+    )
+
+
+def search_params(patient: str) -> list[tuple[str, str]]:
+    return [("patient", patient), ("category", "vital-signs"), ("_sort", "-date"), ("_count", "20")]
+
+
+def search_path(patient: str) -> str:
+    return f"/fhir/Observation?patient={patient}&category=vital-signs&_sort=-date&_count=20"
+
+
+class Bench:
+    def __init__(self, run: Run, bundles: list[Bundle]) -> None:
+        self.run = run
+        self.cfg = run.config
+        self.bundles = bundles
+
+    def record(
+        self,
+        db: Backend,
+        size: str,
+        workers: int,
+        scenario: str,
+        m: Measure,
+        c: Measure | None,
+        load: float,
+        **extra: Any,
+    ) -> None:
+        row = {
+            "db": db.name,
+            "size": size,
+            "workers": workers,
+            "scenario": scenario,
+            "load_avg": round(load, 2),
+            "server": m.to_json(),
+            "ceiling": c.to_json() if c else None,
+            "missed": missed(scenario, m) if db.key == "pg" else [],
+            **extra,
+        }
+        self.run.results.append(row)
+        cs = f" | DB ceiling {c.rate:,.0f}/s p99 {c.p99_ms:.1f} ms" if c else ""
+        infra.log(
+            f"  {db.name} {size} w={workers} {scenario}: {m.rate:,.0f}/s p50 {m.p50_ms:.1f} p95 {m.p95_ms:.1f} "
+            f"p99 {m.p99_ms:.1f} ms errors {m.errors}{cs}"
+        )
+        self.save()
+
+    def save(self) -> None:
+        out = self.cfg.out / f"results{self.cfg.suffix}.json"
+        out.write_text(
+            json.dumps(
+                {"results": self.run.results, "loads": self.run.loads, "profiles": self.run.profiles},
+                indent=1,
+            )
+        )
+
+    def wrk(self, server: infra.Server, name: str, **kw: Any) -> Measure:
+        if self.cfg.warmup > 0:
+            run_wrk(server.url, self.cfg.out / "wrk", name + "-warmup", seconds=self.cfg.warmup, **kw)
+        return run_wrk(server.url, self.cfg.out / "wrk", name, seconds=self.cfg.seconds, **kw)
+
+    def maybe_profile(
+        self,
+        db: Backend,
+        size: str,
+        server: infra.Server,
+        scenario: str,
+        m: Measure,
+        again: Callable[[float], object],
+    ) -> None:
+        misses = missed(scenario, m) if db.key == "pg" else []
+        if not (self.cfg.profile and misses and profile.ensure_py_spy()):
+            return
+        base = self.cfg.out / "profiles" / f"{db.key}-{size}-w{server.workers}-{scenario}"
+        infra.log(f"  profiling {scenario} (missed {', '.join(misses)}) -> {base}.svg")
+        seconds = self.cfg.profile_seconds
+        with profile.recording(server.process.pid, seconds, base, subprocesses=server.workers > 1):
+            time.sleep(0.5)
+            again(seconds)
+        summary = profile.summarise(base.with_suffix(".txt"))
+        self.run.profiles.append(
+            {
+                "db": db.name,
+                "size": size,
+                "workers": server.workers,
+                "scenario": scenario,
+                "svg": str(base.with_suffix(".svg").relative_to(REPO)),
+                **summary,
+            }
+        )
+        self.save()
+
+    # the read-side scenarios, on any loaded database
+    def reads(self, db: Backend, url: str, size: str, workers: int, data: Path) -> None:
+        cfg = self.cfg
+        ds = dataset(db, url, 50_000)
+        infra.log(
+            f"  dataset: {ds.resources:,} resources, {len(ds.observation_keys):,} observation ids, "
+            f"{len(ds.patients):,} patients, biggest patient {ds.big_patient} ({ds.big_patient_resources} resources)"
+        )
+        read_paths = [f"/fhir/Observation/{i}" for _, i in ds.observation_keys]
+        search_paths = [search_path(p) for p in ds.patients]
+        everything_path = f"/fhir/Patient/{ds.big_patient}/$everything"
+        common = {"resources": ds.resources}
+        with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
+            load = infra.load_average()
+            m = self.wrk(
+                server, f"{db.key}-{size}-w{workers}-read", connections=cfg.read_clients, paths=read_paths
+            )
+            reads = (m, load)
+            load = infra.load_average()
+            m = self.wrk(
+                server,
+                f"{db.key}-{size}-w{workers}-search",
+                connections=cfg.search_clients,
+                paths=search_paths,
+            )
+            searches = (m, load)
+            load = infra.load_average()
+            m = self.wrk(
+                server,
+                f"{db.key}-{size}-w{workers}-everything",
+                connections=cfg.everything_clients,
+                path=everything_path,
+            )
+            everything = (m, load)
+            for scenario, (m, _), kw in (
+                ("read", reads, {"connections": cfg.read_clients, "paths": read_paths}),
+                ("search", searches, {"connections": cfg.search_clients, "paths": search_paths}),
+                ("everything", everything, {"connections": cfg.everything_clients, "path": everything_path}),
+            ):
+
+                def again(s: float, kw: dict[str, Any] = kw, scenario: str = scenario) -> Measure:
+                    name = f"{db.key}-{size}-w{workers}-{scenario}-profile"
+                    return run_wrk(server.url, cfg.out / "wrk", name, seconds=s, **kw)
+
+                self.maybe_profile(db, size, server, scenario, m, again)
+        cs = cfg.ceiling_seconds
+        c = db.ceiling_reads(url, "read", ds.observation_keys, cfg.read_clients, workers, cs)
+        self.record(db, size, workers, "read", reads[0], c, reads[1], **common)
+        prepared = ceiling.prepare_searches(
+            "postgresql" if db.key == "pg" else "sqlite",
+            [search_params(p) for p in ds.patients],
+            "Observation",
+        )
+        c = db.ceiling_reads(url, "search", prepared, cfg.search_clients, workers, cs)
+        self.record(
+            db, size, workers, "search", searches[0], c, searches[1], patients=len(ds.patients), **common
+        )
+        e = db.prepare_everything(url, ds.big_patient)
+        c = db.ceiling_reads(url, "everything", e, cfg.everything_clients, workers, cs)
+        self.record(
+            db,
+            size,
+            workers,
+            "everything",
+            everything[0],
+            c,
+            everything[1],
+            patient_resources=ds.big_patient_resources,
+            outside=len(e.outside),
+            **common,
+        )
+
+    def small(self, db: Backend, workers: int) -> None:
+        """Fresh database: ingest the Synthea set once, reads and searches, then creates."""
+        cfg = self.cfg
+        url, _ = db.fresh("small")
+        data = cfg.out / f"data-{db.key}"
+        infra.log(f"{db.name}, {workers} worker(s): ingest {len(self.bundles)} bundles into a fresh database")
+        with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
+            load = infra.load_average()
+            ingest = post_bundles(server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=1800)
+            if ingest.errors:
+                infra.log(f"  ingest errors: {ingest.detail.get('first_errors')}")
+            ingest_load = load
+            if cfg.profile and missed("ingest", ingest) and db.key == "pg":
+                extra = db.fresh("profile")[0]
+                infra.migrate(extra, data)
+                with infra.hygie_server(extra, data, workers, cfg.out / "logs") as prof_server:
+                    self.maybe_profile(
+                        db,
+                        "32k",
+                        prof_server,
+                        "ingest",
+                        ingest,
+                        lambda s: post_bundles(
+                            prof_server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=s
+                        ),
+                    )
+        # ceiling of the ingest: the same rows, in a scratch database
+        scratch, _ = db.fresh("ceiling")
+        infra.migrate(scratch, data)
+        writes = [ceiling.prepare_bundle(b.body) for b in self.bundles]
+        c = db.ceiling_writes(scratch, writes, cfg.uploaders, workers, 1800)
+        self.record(db, "32k", workers, "ingest", ingest, c, ingest_load, bundles=len(self.bundles))
+        del writes
+
+        self.reads(db, url, "32k", workers, data)
+
+        # creates last: they would otherwise add Patients without data to the searches
+        body = json.dumps(PATIENT_TEMPLATE).encode()
+        with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
+            load = infra.load_average()
+            kw: dict[str, Any] = {
+                "connections": cfg.create_clients,
+                "method": "POST",
+                "path": "/fhir/Patient",
+                "body": body,
+            }
+            m = self.wrk(server, f"{db.key}-32k-w{workers}-create", **kw)
+            self.maybe_profile(
+                db,
+                "32k",
+                server,
+                "create",
+                m,
+                lambda s: run_wrk(server.url, cfg.out / "wrk", f"{db.key}-create-profile", seconds=s, **kw),
+            )
+        scratch, _ = db.fresh("ceiling")
+        infra.migrate(scratch, data)
+        writes = ceiling.prepare_creates(PATIENT_TEMPLATE, int(cfg.ceiling_seconds * 4000))
+        c = db.ceiling_writes(scratch, writes, cfg.create_clients, workers, cfg.ceiling_seconds)
+        self.record(db, "32k", workers, "create", m, c, load)
+
+    def large(self, db: Backend, workers_list: list[int], reuse: bool, *, load_only: bool = False) -> None:
+        """~1M resources: import the set ``copies`` times (resumable), then the read side."""
+        cfg = self.cfg
+        url, kept = db.fresh("large", keep=reuse)
+        data = cfg.out / f"data-{db.key}"
+        target = cfg.copies * len(self.bundles)
+        done = 0
+        if kept:
+            infra.migrate(url, data)  # an empty database kept by an interrupted run gets its schema
+            rows = db.fetch(url, "SELECT COUNT(*) FROM resources WHERE res_type = 'Patient'")
+            done = int(rows[0][0])
+        infra.log(f"{db.name} large database: {done}/{target} bundles loaded{' (reused)' if kept else ''}")
+        state_file = cfg.out / f"load-{db.key}{cfg.suffix}.json"
+        segments: list[dict[str, Any]] = []
+        if kept and state_file.exists():
+            segments = json.loads(state_file.read_text())
+        elif state_file.exists():
+            state_file.unlink()
+        if done < target:
+            todo = [self.bundles[i % len(self.bundles)] for i in range(done, target)]
+            with infra.hygie_server(url, data, max(workers_list), cfg.out / "logs") as server:
+                for start in range(0, len(todo), 200):
+                    chunk = todo[start : start + 200]
+                    load = infra.load_average()
+                    m = post_bundles(server.url, chunk, concurrency=cfg.uploaders, max_seconds=3600)
+                    segments.append(
+                        {
+                            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "bundles": m.ops,
+                            "resources": m.units,
+                            "seconds": round(m.seconds, 2),
+                            "errors": m.errors,
+                            "load_avg": round(load, 2),
+                            "workers": server.workers,
+                            "uploaders": cfg.uploaders,
+                        }
+                    )
+                    state_file.write_text(json.dumps(segments, indent=1))
+                    infra.log(
+                        f"  loaded {done + start + len(chunk)}/{target} bundles: {m.rate:,.0f} resources/s "
+                        f"(errors {m.errors}, load {load:.1f})"
+                    )
+                    if m.errors:
+                        infra.log(f"  first errors: {m.detail.get('first_errors')}")
+        res = sum(s["resources"] for s in segments)
+        secs = sum(s["seconds"] for s in segments)
+        self.run.loads.append(
+            {
+                "db": db.name,
+                "bundles": target,
+                "resources_loaded": res,
+                "seconds": round(secs, 1),
+                "rate": round(res / secs, 1) if secs else None,
+                "segments": len(segments),
+                "load_avg_mean": round(sum(s["load_avg"] for s in segments) / len(segments), 2)
+                if segments
+                else None,
+                "errors": sum(s["errors"] for s in segments),
+                "uploaders": cfg.uploaders,
+            }
+        )
+        self.save()
+        for w in [] if load_only else workers_list:
+            infra.log(f"{db.name} large database, {w} worker(s): reads and searches")
+            self.reads(db, url, "1M", w, data)
+
+
+@contextmanager
+def backends(args: argparse.Namespace, cfg: Config) -> Iterator[list[Backend]]:
+    out: list[Backend] = []
+    names = [n.strip() for n in args.dbs.split(",") if n.strip()]
+    if "pg" in names:
+        with infra.postgres_cluster(args.pg_url) as admin:
+            out.append(Postgres(admin, cfg.suffix))
+            if "sqlite" in names:
+                out.append(Sqlite(cfg.out / "sqlite", cfg.suffix))
+            yield out
+    else:
+        out.append(Sqlite(cfg.out / "sqlite", cfg.suffix))
+        yield out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pg-url", help="admin URL of a PostgreSQL server (default: start a throwaway cluster)")
+    ap.add_argument(
+        "--dbs", default="pg,sqlite", help="databases to run: pg, sqlite or both (default pg,sqlite)"
+    )
+    ap.add_argument(
+        "--synthea", type=Path, default=DEFAULT_SYNTHEA, help="folder of Synthea transaction bundles"
+    )
+    ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to measure (default 1,2)")
+    ap.add_argument("--quick", action="store_true", help="small data, a few seconds per scenario")
+    ap.add_argument("--seconds", type=float, help="measured seconds per scenario (default 12, quick 3)")
+    ap.add_argument("--ceiling-seconds", type=float, help="seconds per ceiling loop (default 8, quick 2)")
+    ap.add_argument(
+        "--copies", type=int, help="imports of the set for the large database (default 32, quick 2)"
+    )
+    ap.add_argument("--uploaders", type=int, default=4, help="concurrent transaction uploaders (default 4)")
+    ap.add_argument("--reuse", action="store_true", help="keep an already (partly) loaded large database")
+    ap.add_argument("--skip-small", action="store_true", help="skip the fresh-database scenarios")
+    ap.add_argument("--skip-large", action="store_true", help="skip the ~1M-resource database")
+    ap.add_argument("--load-only", action="store_true", help="only (re)load the large databases")
+    ap.add_argument(
+        "--profile", action="store_true", help="py-spy the server on scenarios that miss a target"
+    )
+    ap.add_argument(
+        "--max-load", type=float, default=0.8, help="wait (at most 5 min) for a lower load average first"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "out", help="output folder (default bench/out)"
+    )
+    ap.add_argument(
+        "--report", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown report to update"
+    )
+    ap.add_argument("--no-report", action="store_true", help="do not touch the Markdown report")
+    ap.add_argument("--report-from", type=Path, help="only rewrite the report from a results JSON file")
+    args = ap.parse_args(argv)
+
+    if args.report_from:
+        data = json.loads(args.report_from.read_text())
+        report.write(args.report, data, data.get("meta", {}), TARGETS)
+        return 0
+
+    quick = args.quick
+    cfg = Config(
+        seconds=args.seconds or (3 if quick else 12),
+        warmup=1 if quick else 3,
+        ceiling_seconds=args.ceiling_seconds or (2 if quick else 8),
+        bundles_limit=10 if quick else None,
+        copies=args.copies or (2 if quick else 32),
+        uploaders=args.uploaders,
+        read_clients=64,
+        create_clients=32,
+        search_clients=32,
+        everything_clients=4,
+        out=args.out.resolve(),
+        profile=args.profile,
+        profile_seconds=5 if quick else 15,
+        suffix="_quick" if quick else "",
+    )
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    infra.ensure_wrk()
+    bundles = load_bundles(args.synthea, cfg.bundles_limit)
+    infra.log(f"{len(bundles)} bundles, {sum(b.entries for b in bundles):,} resources, from {args.synthea}")
+    load = infra.wait_for_quiet(args.max_load, 10 if quick else 300)
+    started = datetime.now(UTC)
+    meta: dict[str, Any] = {
+        **infra.machine_facts(),
+        "started": started.isoformat(timespec="seconds"),
+        "load_avg_start": round(load, 2),
+        "quick": quick,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()},
+        "workers": workers,
+    }
+    infra.log(f"load average at start: {load:.2f}")
+    run = Run(cfg)
+    bench = Bench(run, bundles)
+    with backends(args, cfg) as dbs:
+        for db in dbs:
+            if isinstance(db, Postgres):
+                meta["postgres"] = infra.pg_facts(db.admin)
+        meta["sqlite"] = sqlite3.sqlite_version
+        for db in dbs:
+            if not (args.skip_small or args.load_only):
+                for w in workers:
+                    bench.small(db, w)
+            if not args.skip_large:
+                bench.large(db, workers, args.reuse, load_only=args.load_only)
+    meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result = {"meta": meta, "results": run.results, "loads": run.loads, "profiles": run.profiles}
+    stamp = started.strftime("%Y%m%dT%H%M%S")
+    path = cfg.out / f"results{cfg.suffix}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=1))
+    infra.log(f"results: {path}")
+    if not args.no_report and not args.load_only:
+        report.write(args.report, result, meta, TARGETS)
+        infra.log(f"report: {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
