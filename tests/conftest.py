@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hygie.bootstrap import Runtime
 from hygie.config import Settings, load_settings
 from hygie.fhir.interactions import FhirService, Limits
 from hygie.ports import ResourceStore
@@ -114,12 +115,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(service: FhirService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def runtime(service: FhirService, settings: Settings) -> Runtime:
+    """The runtime behind the test app: this test's store, an in-memory key-value store."""
+    return Runtime(settings, service.store, MemoryBlobStore(), service)
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the real ASGI app (FHIR endpoint included) over this test's store."""
-    from hygie.bootstrap import Runtime
     from hygie.web.app import create_app
 
-    runtime = Runtime(settings, service.store, MemoryBlobStore(), service)
     app = create_app(runtime=runtime)
     transport = httpx.ASGITransport(app=app)
     async with (

@@ -6,17 +6,25 @@ local folder. Both stores are wrapped so that Binary contents live in the blob s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from hygie.config import Settings
 from hygie.domain.access import AccessPolicy, AllowAllPolicy
 from hygie.fhir.interactions import FhirService, Limits
 from hygie.migrate import migrate
-from hygie.ports import BlobStore, ResourceStore
+from hygie.auth.accounts import AccountService
+from hygie.auth.server import AuthorizationServer
+from hygie.auth.sign_in import AccountSignIn
+from hygie.ports import BlobStore, KeyValueStore, ResourceStore
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import FileBlobStore
 
 __all__ = ["Runtime", "open_runtime", "open_store"]
+
+
+def clock_us() -> int:
+    return time.time_ns() // 1000
 
 
 @dataclass
@@ -25,9 +33,50 @@ class Runtime:
     store: ResourceStore
     blobs: BlobStore
     service: FhirService
+    kv: KeyValueStore = field(default_factory=lambda: _memory_kv())
+    auth: AuthorizationServer | None = None
+    accounts: AccountService | None = None
+
+    def __post_init__(self) -> None:
+        if self.auth is None:
+            self.auth = AuthorizationServer(
+                self.kv, issuer=self.settings.base_url, fhir_base=self.settings.fhir_base, clock=clock_us
+            )
+        if self.accounts is None:
+            self.accounts = AccountService(self.kv, clock_us)
+
+    @property
+    def sign_in(self) -> AccountSignIn:
+        assert self.accounts is not None
+        return AccountSignIn(self.accounts, clock_us)
 
     async def close(self) -> None:
         await self.store.close()
+
+
+def _memory_kv() -> KeyValueStore:
+    from hygie.stores.kv import MemoryKeyValueStore  # noqa: PLC0415
+
+    return MemoryKeyValueStore()
+
+
+async def open_kv(url: str, raw: ResourceStore) -> KeyValueStore:
+    """The key-value store beside the resources: same database, its own table."""
+    if url.startswith("sqlite:"):
+        from hygie.stores.kv import SqliteKeyValueStore  # noqa: PLC0415
+        from hygie.stores.sqlite import SqliteResourceStore  # noqa: PLC0415
+
+        assert isinstance(raw, SqliteResourceStore)
+        if raw.path == ":memory:":
+            return SqliteKeyValueStore(":memory:", connection=raw.writer)
+        return SqliteKeyValueStore(raw.path)
+    from hygie.stores.kv import PostgresKeyValueStore  # noqa: PLC0415
+    from hygie.stores.postgres import PostgresResourceStore  # noqa: PLC0415
+
+    assert isinstance(raw, PostgresResourceStore)
+    kv = PostgresKeyValueStore(raw.pool)
+    await kv.ensure_schema()
+    return kv
 
 
 async def open_store(url: str, *, pool_size: int = 10, run_migrations: bool = True) -> ResourceStore:
@@ -71,4 +120,5 @@ async def open_runtime(settings: Settings, *, policy: AccessPolicy | None = None
         policy=policy or AllowAllPolicy(),
         limits=limits_from(settings),
     )
-    return Runtime(settings, store, blobs, service)
+    kv = await open_kv(settings.database_url, raw)
+    return Runtime(settings, store, blobs, service, kv)

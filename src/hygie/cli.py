@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hygie.config import load_settings
+
+if TYPE_CHECKING:
+    from hygie.bootstrap import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Hygie: the French national digital-health system on FHIR R4.", no_args_is_help=True)
 console = Console()
@@ -172,6 +180,139 @@ def demo(
         console.print(f"  {line}")
     if not load_only:
         _serve(host, port, 1)
+
+
+client_app = typer.Typer(help="OAuth/SMART clients (apps and backend services).", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts of citizens and professionals.", no_args_is_help=True)
+keys_app = typer.Typer(help="The server's signing keys.", no_args_is_help=True)
+app.add_typer(client_app, name="client")
+app.add_typer(user_app, name="user")
+app.add_typer(keys_app, name="keys")
+
+
+async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
+    from hygie.bootstrap import open_runtime  # noqa: PLC0415
+
+    runtime = await open_runtime(load_settings())
+    try:
+        return await action(runtime)
+    finally:
+        await runtime.close()
+
+
+@client_app.command("add")
+def client_add(
+    name: Annotated[str, typer.Option(help="Name shown on the consent screen")],
+    scope: Annotated[
+        str, typer.Option(help='Scopes the client may obtain, e.g. "launch openid patient/*.rs"')
+    ],
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Exact redirect URI (repeatable)")
+    ] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="Public JWKS (private_key_jwt, backend services)")
+    ] = None,
+    secret: Annotated[
+        bool, typer.Option("--secret", help="Confidential client with a generated secret")
+    ] = False,
+    launch: Annotated[str | None, typer.Option(help="ehr or standalone")] = None,
+    client_id: Annotated[str | None, typer.Option(help="Choose the client_id (default: random)")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a client and print it as JSON (with client_secret when --secret)."""
+    _export_env(data_dir, database_url)
+    if launch not in (None, "ehr", "standalone"):
+        raise typer.BadParameter("--launch must be ehr or standalone")
+    jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
+
+    async def run(rt: Runtime) -> dict[str, object]:
+        assert rt.auth is not None
+        client, client_secret = await rt.auth.clients.register(
+            name=name,
+            scope=scope,
+            redirect_uris=redirect_uri or [],
+            jwks=jwks,
+            with_secret=secret,
+            launch=launch,  # type: ignore[arg-type]
+            client_id=client_id,
+        )
+        out: dict[str, object] = {
+            "client_id": client.client_id,
+            "name": client.name,
+            "scope": client.scope,
+            "redirect_uris": list(client.redirect_uris),
+            "token_endpoint_auth_method": client.auth_method,
+        }
+        if client_secret:
+            out["client_secret"] = client_secret
+        return out
+
+    try:
+        result = asyncio.run(_with_runtime(run))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+@user_app.command("add")
+def user_add(
+    kind: Annotated[str, typer.Option(help="citizen or professional")],
+    login: Annotated[str, typer.Option(help="Login (e-mail or identifier)")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    totp: Annotated[
+        bool, typer.Option("--totp", help="Require a TOTP second factor; prints the provisioning URI")
+    ] = False,
+    patient: Annotated[str | None, typer.Option(help="Patient id of a citizen")] = None,
+    practitioner: Annotated[str | None, typer.Option(help="Practitioner id of a professional")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an account (the password is read from standard input)."""
+    _export_env(data_dir, database_url)
+    if kind not in ("citizen", "professional"):
+        raise typer.BadParameter("--kind must be citizen or professional")
+    if not password_stdin:
+        raise typer.BadParameter("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    from hygie.auth.accounts import AccountError  # noqa: PLC0415
+
+    async def run(rt: Runtime) -> dict[str, object]:
+        assert rt.accounts is not None
+        account, uri = await rt.accounts.create(
+            kind,
+            login,
+            password,
+            totp=totp,
+            patient_id=patient,
+            practitioner_id=practitioner,
+        )
+        out: dict[str, object] = {"id": account.id, "kind": account.kind, "login": account.login}
+        if uri:
+            out["totp_uri"] = uri
+        return out
+
+    try:
+        result = asyncio.run(_with_runtime(run))
+    except AccountError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create a new signing key; tokens signed by the previous ones stay valid until they expire."""
+    _export_env(data_dir, database_url)
+
+    async def run(rt: Runtime) -> str:
+        assert rt.auth is not None
+        return await rt.auth.keys.rotate()
+
+    typer.echo(asyncio.run(_with_runtime(run)))
 
 
 def main() -> None:  # pragma: no cover - console entry point

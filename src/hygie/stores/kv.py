@@ -147,6 +147,10 @@ class PostgresKeyValueStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    async def ensure_schema(self) -> None:
+        """Create the table if the migrations have not (idempotent)."""
+        await self.pool.execute(KV_DDL.format(blob="BYTEA"))
+
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT value FROM kv WHERE kind = $1 AND key = $2 AND (expires IS NULL OR expires > $3)",

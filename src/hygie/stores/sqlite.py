@@ -137,6 +137,11 @@ class SqliteResourceStore:
         self._reader = self._writer if self.path == ":memory:" else _connect(self.path)
         self._lock = asyncio.Lock()
 
+    @property
+    def writer(self) -> sqlite3.Connection:
+        """The writing connection (shared by the key-value store of an in-memory database)."""
+        return self._writer
+
     @classmethod
     def from_url(cls, url: str) -> SqliteResourceStore:
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")

@@ -1,4 +1,12 @@
-"""The ASGI application: ``/fhir`` (the FHIR API) and the home page, on one stateless process."""
+"""The ASGI application: one stateless process serving every entry point.
+
+* ``/fhir`` — the FHIR R4 API (``web/fhir_api.py``);
+* ``/.well-known/openid-configuration``, ``/fhir/.well-known/smart-configuration``, ``/oauth/*``,
+  ``/connexion`` — the authorisation server and its sign-in pages (``web/oauth.py``);
+* ``/static/dsfr`` — the State design system, from its npm package.
+
+The store is opened at start-up (lifespan); the routes are built then, around the runtime.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +15,57 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 
-from hygie.bootstrap import Runtime, open_runtime
+from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
 from hygie.web.fhir_api import FhirApi, Receive, Scope, Send
+from hygie.web.oauth import OAuthWeb
+from hygie.web.pages import dsfr_static, render
+from hygie.web.patient_picker import ServicePatientFinder
 
-__all__ = ["create_app"]
-
-_HOME = """<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Hygie</title></head>
-<body><main>
-<h1>Hygie</h1>
-<p>Espace numérique de santé et bouquet de services aux professionnels, sur FHIR R4.</p>
-<ul>
-<li><a href="/fhir/metadata">API FHIR R4 : déclaration de capacités</a> (<code>/fhir</code>)</li>
-</ul>
-</main></body></html>
-"""
+__all__ = ["build_routes", "create_app"]
 
 
-async def home(_: Request) -> HTMLResponse:
-    return HTMLResponse(_HOME)
+async def home(_: Request) -> Response:
+    return render("accueil.html", title="Accueil")
+
+
+def build_routes(runtime: Runtime) -> list[BaseRoute]:
+    assert runtime.auth is not None
+    fhir = FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
+    oauth = OAuthWeb(runtime.auth, runtime.kv, runtime.sign_in, ServicePatientFinder(runtime.service), clock_us)
+    routes: list[BaseRoute] = [Route("/", home), *oauth.routes(), Route("/fhir", fhir), Mount("/fhir", app=fhir)]
+    static = dsfr_static()
+    if static is not None:
+        routes.append(Mount("/static/dsfr", app=static, name="dsfr"))
+    return routes
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     """Build the app; the store is opened at start-up (lifespan) unless a runtime is given."""
-    fhir = _StartedLater()
+    inner = _StartedLater()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         rt = runtime or await open_runtime(settings or load_settings())
-        fhir.api = FhirApi(rt.service, max_body_bytes=rt.settings.max_body_bytes)
+        inner.app = Starlette(routes=build_routes(rt))
         try:
             yield
         finally:
             if runtime is None:
                 await rt.close()
 
-    routes = [Route("/", home), Route("/fhir", fhir), Mount("/fhir", app=fhir)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=[Mount("", app=inner)], lifespan=lifespan)
 
 
 class _StartedLater:
-    """The FHIR app, created once the store is open (in the lifespan)."""
+    """The routed app, created once the store is open (in the lifespan)."""
 
-    api: FhirApi | None = None
+    app: Starlette | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.api is None:
-            raise RuntimeError("the FHIR API is not started (lifespan did not run)")
-        await self.api(scope, receive, send)
+        if self.app is None:
+            raise RuntimeError("the application is not started (lifespan did not run)")
+        await self.app(scope, receive, send)

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from hygie.auth.errors import OAuthError
 from hygie.auth.scopes import ResourceScope, parse_scopes
 from hygie.auth.server import AuthorizationServer, AuthorizeRequest, Subject
+from hygie.auth.sign_in import LoginOutcome
 from hygie.auth.tokens import InvalidToken
 from hygie.ports import KeyValueStore
 from hygie.web.pages import render
@@ -35,16 +36,6 @@ SESSION_COOKIE = "hygie_session"
 SESSION_TTL_US = 8 * 3600 * 1_000_000
 PENDING_TTL_US = 15 * 60 * 1_000_000
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-@dataclass(frozen=True, slots=True)
-class LoginOutcome:
-    """What the account service answers to a password check (adapter-neutral)."""
-
-    subject: Subject | None
-    second_factor: bool = False
-    delay_s: float = 0.0
-    message: str = "Identifiant ou mot de passe incorrect."
 
 
 class Accounts(Protocol):
@@ -395,7 +386,7 @@ class OAuthWeb:
         outcome = await self.accounts.login(login, form.get("mot_de_passe", ""), client_ip)
         if outcome.delay_s:
             await asyncio.sleep(min(outcome.delay_s, 8.0))
-        if outcome.subject is None and not outcome.second_factor:
+        if outcome.subject is None and outcome.second_factor_for is None:
             return self._set_cookie(
                 render(
                     "connexion.html",
@@ -408,10 +399,8 @@ class OAuthWeb:
                 ),
                 session,
             )
-        if outcome.second_factor:
-            pending = await self._new_session(
-                None, pending_account=outcome.subject.account_id if outcome.subject else None
-            )
+        if outcome.second_factor_for is not None:
+            pending = await self._new_session(None, pending_account=outcome.second_factor_for)
             return self._set_cookie(
                 render("second_facteur.html", title="Code de vérification", csrf=pending.csrf, suite=suite),
                 pending,
