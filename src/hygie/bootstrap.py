@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hygie.auth.accounts import AccountService
+from hygie.auth.server import AuthorizationServer
+from hygie.auth.sign_in import AccountSignIn
 from hygie.config import Settings
 from hygie.domain.access import AccessPolicy, AllowAllPolicy
 from hygie.fhir.interactions import FhirService, Limits
 from hygie.migrate import migrate
-from hygie.auth.accounts import AccountService
-from hygie.auth.server import AuthorizationServer
-from hygie.auth.sign_in import AccountSignIn
 from hygie.ports import BlobStore, KeyValueStore, ResourceStore
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import FileBlobStore
@@ -27,13 +27,19 @@ def clock_us() -> int:
     return time.time_ns() // 1000
 
 
+def _memory_kv() -> KeyValueStore:
+    from hygie.stores.kv import MemoryKeyValueStore  # noqa: PLC0415
+
+    return MemoryKeyValueStore()
+
+
 @dataclass
 class Runtime:
     settings: Settings
     store: ResourceStore
     blobs: BlobStore
     service: FhirService
-    kv: KeyValueStore = field(default_factory=lambda: _memory_kv())
+    kv: KeyValueStore = field(default_factory=_memory_kv)
     auth: AuthorizationServer | None = None
     accounts: AccountService | None = None
 
@@ -52,12 +58,6 @@ class Runtime:
 
     async def close(self) -> None:
         await self.store.close()
-
-
-def _memory_kv() -> KeyValueStore:
-    from hygie.stores.kv import MemoryKeyValueStore  # noqa: PLC0415
-
-    return MemoryKeyValueStore()
 
 
 async def open_kv(url: str, raw: ResourceStore) -> KeyValueStore:
