@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from hygie.bootstrap import open_runtime
 from hygie.config import Settings
+from hygie.demo.accounts import create_demo_accounts
 from hygie.domain.access import Caller
 from hygie.fhir.outcome import FhirError
 from hygie.fhir.request import FhirRequest
@@ -74,6 +75,10 @@ async def load_demo(
             )
         lines.append("Citoyens de démonstration :")
         lines.extend(f"  - {c}" for c in DEMO_CITIZENS)
+        assert runtime.accounts is not None
+        logins = await create_demo_accounts(runtime.service, runtime.accounts)
+        lines.append("Comptes de démonstration (identifiant / mot de passe) :")
+        lines.extend(f"  - {login.line()}" for login in logins)
     finally:
         await runtime.close()
     return lines

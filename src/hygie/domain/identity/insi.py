@@ -19,8 +19,9 @@ establishment certificate; transport details not verified here) would be another
 with the same two methods, picked by ``bootstrap.py``; callers never see which one answers.
 
 Matching rules (modelled on the teleservice; its exact tolerances are not verified): exact birth
-date and sex; birth name and first birth first name equal after :func:`~hygie.domain.identity.fr_core.normalize_name` (accents, case,
-hyphens, apostrophes, repeated spaces); birth place code equal when the query gives one.
+date and sex; birth name and first birth first name equal after
+:func:`~hygie.domain.identity.fr_core.normalize_name` (accents, case, hyphens, apostrophes, repeated
+spaces); birth place code equal when the query gives one.
 
 :func:`query_insi` ties the port to the trust state: it refuses the call for ``DOUT``/``FICT``
 identities (EXI SI 09) and records the outcome with
