@@ -14,6 +14,7 @@ from hygie.bootstrap import open_runtime
 from hygie.config import Settings
 from hygie.demo.accounts import create_demo_accounts
 from hygie.domain.access import Caller
+from hygie.domain.identity.insi import RegisterInsiService
 from hygie.fhir.outcome import FhirError
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
@@ -67,6 +68,8 @@ async def load_demo(
                         runtime.service, caller, orjson.loads(gzip.decompress(path.read_bytes()))
                     )
                     progress.advance(task)
+            # the INSi-like reference register (the national identity register's stand-in)
+            RegisterInsiService.from_population(bundles).save(settings.data_dir / "insi-register.json")
             marker.write_text(
                 f"{stored} ressources, {patients} citoyens, {len(synthea_files)} patients Synthea\n"
             )
