@@ -13,9 +13,11 @@ Parameters, chosen for a 2-core server:
 * ``parallelism`` 1 lane — a login occupies one core, so two logins hash side by side on two
   cores instead of each fighting for both.
 
-Measured with :func:`measure_hash_ms` on the project's 2-core machine: about 70–80 ms per hash
-(median; measured while a benchmark shared the cores). Slow enough to make an offline
-dictionary attack costly, fast enough that a login is not noticeably delayed.
+Measured with :func:`measure_hash_ms` on the project's 2-core machine: a median of 50–90 ms per
+hash (51 ms at a load of 4, 47–88 ms at a load of 7, the cores shared with a benchmark). Slow
+enough to make an offline dictionary attack costly, fast enough that a login is not noticeably
+delayed. Re-measure after changing a parameter: ``python -c "from hygie.auth.passwords import
+measure_hash_ms; print(measure_hash_ms())"``.
 
 The policy (:func:`check_password_policy`) answers in French, for the account screens.
 """
