@@ -65,21 +65,33 @@ def recording(pid: int, seconds: float, out_base: Path, *, subprocesses: bool) -
                 p.wait()
 
 
-def _frame(text: str) -> str:
-    # "function (path/to/file.py:123)" -> "function (file.py)"
+def _frame(text: str) -> tuple[str, str, bool]:
+    """ "function (pkg/mod/file.py:123)" -> ("function (mod/file.py)", area, is a hygie frame)."""
     name, _, where = text.partition(" (")
     file = where.rsplit(":", 1)[0].rstrip(")")
-    short = "/".join(file.split("/")[-2:]) if "hygie" in file else file.split("/")[-1]
-    return f"{name} ({short})"
+    parts = file.split("/")
+    hygie = parts[0] == "hygie" or "/hygie/" in file
+    short = "/".join(parts[-2:]) if hygie else parts[-1]
+    if hygie:
+        i = parts.index("hygie") if "hygie" in parts else 0
+        mods = [x.removesuffix(".py") for x in parts[i:]]
+        area = ".".join(mods[:3]) if len(mods) > 3 else ".".join(mods)
+    elif parts[0] == "asyncio" and name == "Runner.run":
+        area = "event loop (uvloop C code: socket I/O, callbacks)"
+    else:
+        area = parts[0].removesuffix(".py") if len(parts) > 1 else f"stdlib {parts[0].removesuffix('.py')}"
+    return f"{name} ({short})", area, hygie
 
 
 def summarise(collapsed: Path, top: int = 15) -> dict[str, object]:
-    """Top functions by self samples and by inclusive samples, in % of all samples."""
+    """Top functions by self samples, hygie functions by inclusive samples, and self samples
+    by area (package or hygie module), in % of all samples."""
     self_counts: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     total = 0
     if not collapsed.exists():
-        return {"samples": 0, "self": [], "inclusive": []}
+        return {"samples": 0, "self": [], "inclusive": [], "areas": []}
     for line in collapsed.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
@@ -89,11 +101,13 @@ def summarise(collapsed: Path, top: int = 15) -> dict[str, object]:
         if not frames:
             continue
         total += count
-        self_counts[frames[-1]] += count
-        for f in set(frames):
+        label, area, _ = frames[-1]
+        self_counts[label] += count
+        areas[area] += count
+        for f in {f[0] for f in frames if f[2] and not f[0].startswith(("serve ", "_serve ", "<module>"))}:
             incl[f] += count
 
     def pct(c: Counter[str]) -> list[tuple[str, float]]:
         return [(f, round(100 * n / total, 1)) for f, n in c.most_common(top)] if total else []
 
-    return {"samples": total, "self": pct(self_counts), "inclusive": pct(incl)}
+    return {"samples": total, "self": pct(self_counts), "inclusive": pct(incl), "areas": pct(areas)}

@@ -131,14 +131,16 @@ def section(
                 f"**{p['db']} {p['size']} {p['scenario']}, {p['workers']} worker(s)**: {p['samples']:,} samples, "
                 f"flame graph `{p['svg']}` (not committed).",
                 "",
-                "| self % | function | | inclusive % | function |",
-                "|---:|---|---|---:|---|",
+                "| self % by area | area | self % | function | inclusive % | hygie function |",
+                "|---:|---|---:|---|---:|---|",
             ]
-            selfs, incl = p.get("self", []), p.get("inclusive", [])
-            for i in range(max(len(selfs), len(incl))):
-                a = selfs[i] if i < len(selfs) else ("", "")
-                b = incl[i] if i < len(incl) else ("", "")
-                lines.append(f"| {a[1]} | `{a[0]}` | | {b[1]} | `{b[0]}` |")
+            cols = [p.get("areas", [])[:12], p.get("self", [])[:12], p.get("inclusive", [])[:12]]
+            for i in range(max(len(c) for c in cols)):
+                cells = []
+                for c in cols:
+                    name, value = c[i] if i < len(c) else ("", "")
+                    cells += [str(value), f"`{name}`" if name else ""]
+                lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
     lines.append(END)
     return "\n".join(lines)

@@ -71,6 +71,7 @@ class Config:
     out: Path
     profile: bool
     profile_seconds: float
+    profile_workers: int
     suffix: str
 
 
@@ -107,6 +108,9 @@ class Backend:
     def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def settle(self, url: str) -> None:
+        """After a load: what the database's own maintenance would do before long."""
+
     def pool_size(self, workers: int) -> int:
         return 10 * workers  # HYGIE_PG_POOL_SIZE per worker
 
@@ -133,6 +137,9 @@ class Postgres(Backend):
 
     def fresh(self, role: str, *, keep: bool = False) -> tuple[str, bool]:
         return infra.fresh_pg_database(self.admin, f"bench_pg_{role}{self.suffix}", keep=keep)
+
+    def settle(self, url: str) -> None:
+        self.fetch(url, "ANALYZE")  # autovacuum would analyze the new rows within a minute or so
 
     def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
         async def go() -> list[tuple[Any, ...]]:
@@ -288,6 +295,12 @@ class Bench:
         )
         self.save()
 
+    def warm_up(self, server: infra.Server) -> None:
+        """Post the smallest bundles (two per worker, concurrently) so that every worker has
+        loaded its definitions and compiled its plans before the measured ingest."""
+        smallest = sorted(self.bundles, key=lambda b: b.entries)[: 2 * server.workers]
+        post_bundles(server.url, smallest, concurrency=2 * server.workers, max_seconds=120)
+
     def save(self) -> None:
         out = self.cfg.out / f"results{self.cfg.suffix}.json"
         out.write_text(
@@ -312,6 +325,8 @@ class Bench:
         again: Callable[[float], object],
     ) -> None:
         misses = missed(scenario, m) if db.key == "pg" else []
+        if server.workers != self.cfg.profile_workers:
+            return
         if not (self.cfg.profile and misses and profile.ensure_py_spy()):
             return
         base = self.cfg.out / "profiles" / f"{db.key}-{size}-w{server.workers}-{scenario}"
@@ -413,6 +428,8 @@ class Bench:
         infra.log(f"{db.name}, {workers} worker(s): ingest {len(self.bundles)} bundles into a fresh database")
         with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
             load = infra.load_average()
+            self.warm_up(server)
+            load = infra.load_average()
             ingest = post_bundles(server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=1800)
             if ingest.errors:
                 infra.log(f"  ingest errors: {ingest.detail.get('first_errors')}")
@@ -421,6 +438,7 @@ class Bench:
                 extra = db.fresh("profile")[0]
                 infra.migrate(extra, data)
                 with infra.hygie_server(extra, data, workers, cfg.out / "logs") as prof_server:
+                    self.warm_up(prof_server)
                     self.maybe_profile(
                         db,
                         "32k",
@@ -431,6 +449,7 @@ class Bench:
                             prof_server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=s
                         ),
                     )
+        db.settle(url)
         # ceiling of the ingest: the same rows, in a scratch database
         scratch, _ = db.fresh("ceiling")
         infra.migrate(scratch, data)
@@ -510,6 +529,7 @@ class Bench:
                     )
                     if m.errors:
                         infra.log(f"  first errors: {m.detail.get('first_errors')}")
+        db.settle(url)
         res = sum(s["resources"] for s in segments)
         secs = sum(s["seconds"] for s in segments)
         self.run.loads.append(
@@ -604,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         everything_clients=4,
         out=args.out.resolve(),
         profile=args.profile,
-        profile_seconds=5 if quick else 15,
+        profile_seconds=5 if quick else 12,
+        profile_workers=args.profile_workers,
         suffix="_quick" if quick else "",
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
