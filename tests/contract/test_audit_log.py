@@ -177,6 +177,15 @@ async def test_append_rolls_back_with_the_store_transaction(backend: Backend) ->
     assert (await log.heads())["p1"].seq == 1
     again = await log.append_now([entry("p1", 2)])
     assert again[0].seq == 2
+    # a partition whose very first append rolled back starts afresh
+    with pytest.raises(RuntimeError, match="write failed"):
+        async with backend.store.transaction() as tx:
+            await log.append(tx, [entry("p7", 0)])
+            raise RuntimeError("write failed")
+    assert "p7" not in await log.heads()
+    assert [r.seq for r in await log.append_now([entry("p7", 1)])] == [1]
+    async with backend.store.transaction() as tx:
+        assert [r.seq for r in await log.append(tx, [entry("p7", 2)])] == [2]
     assert await verify(log) == []
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -306,33 +307,51 @@ def _unwrap(tx: object) -> object:
     return getattr(tx, "conn", tx)
 
 
-class _GroupCommit:
-    """Batches concurrent ``append_now`` calls: one writer task drains the queue, one
-    transaction per batch, and each caller gets its own records back once the batch committed."""
+_Waiting = tuple[list[AuditEntry], "asyncio.Future[list[AuditRecord]]"]
 
-    def __init__(self, write: Callable[[list[AuditEntry]], Awaitable[list[AuditRecord]]]) -> None:
+
+class _GroupCommit:
+    """Batches concurrent ``append_now`` calls into shared transactions.
+
+    Up to ``writers`` tasks drain the queue, each taking everything queued (up to ``_BATCH``
+    entries) into one transaction; each caller gets its own records back once its batch has
+    committed. With one writer, batches follow each other; with several (PostgreSQL), batches of
+    different partitions commit in parallel and the server merges their WAL flushes, while the
+    head row locks keep each partition's batches in turn.
+    """
+
+    def __init__(
+        self, write: Callable[[list[AuditEntry]], Awaitable[list[AuditRecord]]], *, writers: int = 1
+    ) -> None:
         self._write = write
-        self._queue: list[tuple[list[AuditEntry], asyncio.Future[list[AuditRecord]]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._writers = writers
+        self._queue: deque[_Waiting] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         if not entries:
             return []
         future: asyncio.Future[list[AuditRecord]] = asyncio.get_running_loop().create_future()
         self._queue.append((list(entries), future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
+        if len(self._tasks) < self._writers:
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         # shielded: a caller that gives up does not take the batch down with it
         return await asyncio.shield(future)
 
+    def _take(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0][0]) <= _BATCH):
+            item = self._queue.popleft()
+            batch.append(item)
+            size += len(item[0])
+        return batch
+
     async def _drain(self) -> None:
         while self._queue:
-            batch: list[tuple[list[AuditEntry], asyncio.Future[list[AuditRecord]]]] = []
-            size = 0
-            while self._queue and (not batch or size + len(self._queue[0][0]) <= _BATCH):
-                item = self._queue.pop(0)
-                batch.append(item)
-                size += len(item[0])
+            batch = self._take()
             entries = [e for es, _ in batch for e in es]
             try:
                 records = await self._write(entries)
@@ -350,8 +369,7 @@ class _GroupCommit:
                 start += len(es)
 
     async def close(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,15 +570,20 @@ _PG_WRITE = (
 )
 
 
-async def _pg_append(
-    conn: Any, entries: Sequence[AuditEntry], ensure: Callable[[set[str]], Awaitable[None]]
-) -> list[AuditRecord]:
-    """Chain and insert ``entries`` inside the transaction open on ``conn``. ``ensure`` creates
-    missing head rows in a transaction of its own, so that this one only locks existing rows."""
+async def _pg_append(conn: Any, entries: Sequence[AuditEntry], known: set[str]) -> list[AuditRecord]:
+    """Chain and insert ``entries`` inside the transaction open on ``conn``.
+
+    Heads of partitions not in ``known`` are created first (``ON CONFLICT DO NOTHING``, in
+    partition order: a concurrent creator makes us wait for its commit, then we see its row);
+    then every head is locked in partition order, so appenders never deadlock each other.
+    """
     partitions = sorted({e.partition for e in entries})
+    unknown = [p for p in partitions if p not in known]
+    if unknown:
+        await conn.execute(_PG_ENSURE_HEADS, unknown, GENESIS)
     rows = await conn.fetch(_PG_LOCK_HEADS, partitions)
-    if len(rows) != len(partitions):
-        await ensure(set(partitions) - {r[0] for r in rows})
+    if len(rows) != len(partitions):  # ``known`` was stale: say, the database was restored
+        await conn.execute(_PG_ENSURE_HEADS, partitions, GENESIS)
         rows = await conn.fetch(_PG_LOCK_HEADS, partitions)
     heads = {r[0]: ChainHead(r[0], int(r[1]), bytes(r[2])) for r in rows}
     records = seal_many(heads, entries)
@@ -579,10 +602,10 @@ async def _pg_append(
 class PostgresAuditLog:
     """The audit trail in PostgreSQL (asyncpg pool; ``synchronous_commit`` must stay on)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, writers: int = 4) -> None:
         self.pool = pool
-        self._known: set[str] = set()  # partitions whose head row exists (never deleted)
-        self._group = _GroupCommit(self._write_batch)
+        self._known: set[str] = set()  # partitions whose head row is known to be committed
+        self._group = _GroupCommit(self._write_batch, writers=writers)
 
     @classmethod
     async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 4) -> PostgresAuditLog:
@@ -596,29 +619,23 @@ class PostgresAuditLog:
         assert pool is not None
         return cls(pool)
 
-    async def _create_heads(self, partitions: set[str]) -> None:
-        """Create head rows (seq 0) on a pooled connection, committed at once."""
-        async with self.pool.acquire() as conn:
-            await conn.execute(_PG_ENSURE_HEADS, sorted(partitions), GENESIS)
-        self._known.update(partitions)
-
     async def _write_batch(self, entries: list[AuditEntry]) -> list[AuditRecord]:
-        partitions = {e.partition for e in entries}
-        if partitions - self._known:
-            await self._create_heads(partitions - self._known)
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await _pg_append(conn, entries, self._create_heads)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                records = await _pg_append(conn, entries, self._known)
+            # committed: these heads exist for good (a rolled-back append(tx) proves nothing)
+            self._known.update(e.partition for e in entries)
+            return records
 
     async def append(self, tx: object, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Append inside the caller's transaction: call it once per transaction (with every
+        entry of the write), as late as possible, since it holds the heads' locks until commit."""
         conn = _unwrap(tx)
         if not hasattr(conn, "fetch") or not conn.is_in_transaction():  # type: ignore[attr-defined]
             raise TypeError("append() needs an open PostgreSQL store transaction (or its connection)")
         if not entries:
             return []
-        partitions = {e.partition for e in entries}
-        if partitions - self._known:
-            await self._create_heads(partitions - self._known)
-        return await _pg_append(conn, entries, self._create_heads)
+        return await _pg_append(conn, entries, self._known)
 
     async def append_now(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         return await self._group.submit(entries)

@@ -305,6 +305,68 @@ def test_partition_emptied_entirely_is_truncated() -> None:
     assert [a.kind for a in report.anomalies] == ["truncated"]
 
 
+def test_a_forged_duplicate_of_a_sequence_number_is_reported_as_inserted() -> None:
+    records = chain(5)
+    bogus = dataclasses.replace(records[2], entry=entry("p1", 50), prev_hash=b"\x07" * 32, hash=b"\x08" * 32)
+    before = verify_chain([*records[:2], bogus, *records[2:]], [], KEYS)  # sorted first among seq 3
+    assert [(a.kind, a.seq, a.detail) for a in before.anomalies] == [
+        ("inserted", 3, "not in the chain: the next record links past it")
+    ]
+    after = verify_chain([*records[:3], bogus, *records[3:]], [], KEYS)
+    assert [(a.kind, a.seq) for a in after.anomalies] == [("inserted", 3)]
+    assert "second record" in after.anomalies[0].detail
+
+
+def test_a_record_from_another_chain_is_reported_where_it_breaks_the_links() -> None:
+    records = chain(5)
+    stranger = seal(ChainHead("p1", 2, b"\x05" * 32), [entry("p1", 60)])[0]  # self-consistent
+    records[2] = stranger
+    report = verify_chain(records, [], KEYS)
+    assert [(a.kind, a.seq) for a in report.anomalies] == [("reordered", 3)]
+    assert str(report.anomalies[0]) == "reordered: p1#3: does not follow the record stored before it"
+
+
+def test_records_of_a_partition_without_head_are_reported() -> None:
+    records = chain(2) + chain(1, "p2")
+    report = verify_chain(records, [], KEYS, heads=head_of(records[:2]))
+    assert [(a.kind, a.partition, a.seq) for a in report.anomalies] == [("inserted", "p2", None)]
+    assert str(report.anomalies[0]) == "inserted: p2: records in a partition that has no head"
+
+
+def test_checkpoint_on_a_deleted_record_adds_nothing_to_the_gap() -> None:
+    records = chain(5)
+    cp = SIGNER.sign(ChainHead("p1", 3, records[2].hash), NOW)
+    del records[2]
+    report = verify_chain(records, [cp], KEYS)
+    assert [(a.kind, a.seq) for a in report.anomalies] == [("deleted", 3)]
+
+
+def test_history_and_system_search_subtypes_and_displays() -> None:
+    ctx = AuditContext(NOW, "srv")
+    instance = build_entry(decision("history"), ctx).event()
+    type_level = build_entry(decision("history", resource_id=None), ctx).event()
+    system = build_entry(decision("history", resource_type=None, resource_id=None, patient=None), ctx).event()
+    everything = build_entry(decision("search", resource_type=None, resource_id=None, detail="_id=x"), ctx)
+    assert [e["subtype"][0]["code"] for e in (instance, type_level, system, everything.event())] == [
+        "history-instance",
+        "history-type",
+        "history-system",
+        "search-system",
+    ]
+    actor = dataclasses.replace(
+        DOCTOR,
+        role=Coding("urn:roles", "60", "Infirmier"),
+        structure_display="CHU de Nantes",
+    )
+    event = build_entry(decision(), ctx, actor).event()
+    user = next(a for a in event["agent"] if a["requestor"])
+    assert user["role"][0]["coding"][0] == {"system": "urn:roles", "code": "60", "display": "Infirmier"}
+    org = next(a for a in event["agent"] if a["type"]["coding"][0]["code"] == "PROV")
+    assert org["who"]["display"] == "CHU de Nantes"
+    line = access_line(seal(ChainHead(everything.partition), [everything])[0])
+    assert line.what == ("_id=x",)
+
+
 # -- property: any single tampering is detected and named ------------------------------------------
 
 payloads = st.dictionaries(
