@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from hygie.config import load_settings
-from hygie.domain.audit import AuditSigner, VerifyReport, key_id, verify_chain
+from hygie.domain.audit import AuditRecord, AuditSigner, Checkpoint, VerifyReport, key_id, verify_chain
 from hygie.stores.audit_sql import open_audit_log
 
 __all__ = ["audit_app", "load_public_keys", "load_signer", "signing_key_path"]
@@ -105,10 +105,37 @@ def _settings(data_dir: Path | None, database_url: str | None) -> tuple[Path, st
 
 
 async def _verify(url: str, public_keys: dict[str, Ed25519PublicKey]) -> VerifyReport:
+    """Verify one partition at a time (records stream in partition order), so that memory
+    holds a single chain however large the trail."""
     log = await open_audit_log(url)
     try:
-        records = [r async for r in log.iter_all()]
-        return verify_chain(records, await log.checkpoints(), public_keys, heads=await log.heads())
+        heads = await log.heads()
+        signed: dict[str, list[Checkpoint]] = {}
+        for cp in await log.checkpoints():
+            signed.setdefault(cp.partition, []).append(cp)
+        report = VerifyReport()
+
+        def check(partition: str, chain: list[AuditRecord]) -> None:
+            head = {partition: heads[partition]} if partition in heads else {}
+            report.add(verify_chain(chain, signed.pop(partition, []), public_keys, heads=head))
+
+        partition: str | None = None
+        chain: list[AuditRecord] = []
+        seen: set[str] = set()
+        async for record in log.iter_all():
+            if record.partition != partition:
+                if partition is not None:
+                    check(partition, chain)
+                partition, chain = record.partition, []
+                seen.add(partition)
+            chain.append(record)
+        if partition is not None:
+            check(partition, chain)
+        # partitions left with a head or checkpoints but no record at all
+        rest = {p: h for p, h in heads.items() if p not in seen}
+        leftover = [cp for cps in signed.values() for cp in cps]
+        report.add(verify_chain([], leftover, public_keys, heads=rest))
+        return report
     finally:
         await log.close()
 
@@ -141,7 +168,11 @@ async def _checkpoint(url: str, signer: AuditSigner) -> int:
 def checkpoint(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Sign the head of every partition that grew since its last checkpoint."""
     folder, url = _settings(data_dir, database_url)
-    signer = load_signer(signing_key_path(folder), create=True)
-    assert signer is not None
+    path = signing_key_path(folder)
+    # a configured key must exist: only the default one is generated on first use
+    signer = load_signer(path, create=not os.environ.get("HYGIE_AUDIT_KEY_FILE"))
+    if signer is None:
+        typer.echo(f"no audit signing key at {path} (HYGIE_AUDIT_KEY_FILE)", err=True)
+        raise typer.Exit(2)
     signed = asyncio.run(_checkpoint(url, signer))
     typer.echo(f"{signed} partitions checkpointed with key {signer.key_id}")

@@ -183,6 +183,17 @@ def test_truncated_tail_is_reported(trail: Db, tmp_path: Path) -> None:
     assert anomalies(out) == ["truncated: p1#5: signed checkpoint at 5, last record at 3"]
 
 
+def test_a_patients_whole_trail_deleted_is_reported(trail: Db, tmp_path: Path) -> None:
+    with trail.raw(bypass=True) as q:
+        q("DELETE FROM audit_events WHERE partition = 'p2'")
+    code, out = cli(trail, tmp_path, "verify")
+    assert code == 1
+    assert anomalies(out) == [
+        "truncated: p2#2: the head is at 2 but no record is left",
+        "truncated: p2#2: signed checkpoint at 2, last record at 0",
+    ]
+
+
 def test_forged_checkpoint_signature_is_reported(trail: Db, tmp_path: Path) -> None:
     with trail.raw(bypass=True) as q:
         q("UPDATE audit_checkpoints SET signed = signed + 1 WHERE partition = 'p2'")
@@ -190,6 +201,24 @@ def test_forged_checkpoint_signature_is_reported(trail: Db, tmp_path: Path) -> N
     assert code == 1
     assert len(anomalies(out)) == 1
     assert anomalies(out)[0].startswith("bad_signature: p2#2: checkpoint signature by key")
+
+
+def test_configured_key_is_used_and_never_invented(
+    trail: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "keys" / "hsm-export.pem"
+    monkeypatch.setenv("HYGIE_AUDIT_KEY_FILE", str(key))
+    code, out = cli(trail, tmp_path, "checkpoint")
+    assert code == 2
+    assert "no audit signing key" in out
+    assert not key.exists()
+    # checkpoints signed by the default key are now signed by a key verify does not know
+    code, out = cli(trail, tmp_path, "verify")
+    assert code == 1
+    assert {line.split(":")[0] for line in anomalies(out)} == {"bad_signature"}
+    old_key = str(tmp_path / "audit-signing.pub.pem")
+    args = ["verify", "--database-url", trail.url, "--data-dir", str(tmp_path), "--public-key", old_key]
+    assert runner.invoke(audit_app, args).exit_code == 0
 
 
 def test_update_delete_truncate_through_the_normal_path_are_refused(trail: Db) -> None:

@@ -566,6 +566,13 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.anomalies
 
+    def add(self, other: VerifyReport) -> None:
+        """Fold in the report on other partitions."""
+        self.records += other.records
+        self.partitions += other.partitions
+        self.checkpoints += other.checkpoints
+        self.anomalies.extend(other.anomalies)
+
 
 def _original_seqs(records: Sequence[AuditRecord]) -> dict[bytes, int]:
     """For each stored hash, the position its record was written at, found by following the
@@ -671,7 +678,12 @@ def verify_chain(
     ``reordered`` (a record moved: it verifies at another position, or does not follow its
     predecessor), ``truncated`` (a signed checkpoint or the head lies beyond the last record, or
     the last record differs from its checkpoint), ``bad_signature``. Records may come in any
-    order; they are grouped by partition and sorted by sequence number.
+    order; they are grouped by partition and sorted by sequence number. ``heads``, when given,
+    is taken as complete: records of a partition without a head are reported.
+
+    The verdict on one partition depends only on its own records, head and checkpoints, so a
+    large trail can be verified one partition at a time and the reports added up
+    (:meth:`VerifyReport.add`).
     """
     report = VerifyReport()
     by_partition: dict[str, list[AuditRecord]] = {}
@@ -681,16 +693,15 @@ def verify_chain(
     for chain in by_partition.values():
         chain.sort(key=lambda r: r.seq)
     report.partitions = len(by_partition)
-    heads = heads or {}
     for partition in sorted(by_partition):
-        head = heads.get(partition) if heads else None
-        if heads and head is None:
+        head = heads.get(partition) if heads is not None else None
+        if heads is not None and head is None:
             report.anomalies.append(
                 Anomaly("inserted", partition, None, "records in a partition that has no head")
             )
         _verify_partition(partition, by_partition[partition], head, report)
-    for partition in sorted(set(heads) - set(by_partition)):
-        head = heads[partition]
+    for partition in sorted(set(heads or ()) - set(by_partition)):
+        head = (heads or {})[partition]
         if head.seq > 0:
             report.anomalies.append(
                 Anomaly("truncated", partition, head.seq, f"the head is at {head.seq} but no record is left")
