@@ -21,6 +21,7 @@ Everything here is pure: no SQL, no I/O. The stores (``stores/audit_sql.py``,
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import struct
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -199,8 +200,6 @@ def partition_of(patient: str | None) -> str:
 
 def _iso(us: int) -> str:
     seconds, micro = divmod(us, 1_000_000)
-    import datetime as dt  # noqa: PLC0415 - only here, keeps the module's surface small
-
     stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(microsecond=micro)
     return stamp.isoformat().replace("+00:00", "Z")
 
