@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hygie.audit_cli import audit_app
 from hygie.config import load_settings
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ keys_app = typer.Typer(help="The server's signing keys.", no_args_is_help=True)
 app.add_typer(client_app, name="client")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:

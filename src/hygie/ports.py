@@ -87,7 +87,9 @@ class StoreTransaction(Protocol):
         ...
 
     async def write(self, op: WriteOp) -> None:
-        """Store a new version. Raises ``hygie.fhir.outcome.Conflict`` if that version exists."""
+        """Store a new version. Raises ``hygie.fhir.outcome.Conflict`` if that version exists —
+        at once, or (PostgreSQL buffers new resources to write them in bulk) at the latest when
+        the transaction commits, which then fails as a whole."""
         ...
 
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:

@@ -18,13 +18,6 @@ KEY = bytes(range(32))
 PLAINTEXT = b"Compte rendu d'hospitalisation de Claire Martin, NIR 2 85 04 45 234 123 51. " * 20
 
 
-# Known bug, reported: FileBlobStore.get raises ValueError on a file shorter than 8 bytes. Strict,
-# so that the fix makes these cases fail until the mark is removed.
-TRUNCATED_BELOW_8_BYTES = pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="files.py: a blob file under 8 bytes raises ValueError"
-)
-
-
 @pytest.fixture(params=["memory", "file"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "memory":
@@ -131,9 +124,8 @@ async def test_a_tampered_file_raises_blob_corrupted(tmp_path: Path, position: i
 @pytest.mark.parametrize(
     "keep",
     [
-        # files.py hands AESGCM a nonce shorter than 8 bytes, which raises ValueError, not InvalidTag
-        pytest.param(0, marks=TRUNCATED_BELOW_8_BYTES, id="empty"),
-        pytest.param(7, marks=TRUNCATED_BELOW_8_BYTES, id="seven"),
+        pytest.param(0, id="empty"),
+        pytest.param(7, id="seven"),
         pytest.param(8, id="eight"),
         pytest.param(11, id="short-nonce"),
         pytest.param(12, id="nonce-only"),

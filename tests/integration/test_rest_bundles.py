@@ -228,3 +228,32 @@ async def test_import_reports_rejections_with_reasons(service: FhirService, tmp_
     reasons = {r.source.rsplit("/", 1)[-1]: r.reason for r in report.rejected}
     assert "birthDate" in reasons["data.ndjson:2"]
     assert "malformed JSON" in reasons["data.ndjson:3"]
+
+
+async def test_conditional_create_matching_an_earlier_entry_of_the_same_transaction(
+    client: httpx.AsyncClient,
+) -> None:
+    bundle = tx(
+        [
+            {"resource": {**PATIENT, "id": "first"}, "request": {"method": "PUT", "url": "Patient/first"}},
+            post("urn:uuid:again", PATIENT, ifNoneExist="identifier=urn:test|42"),
+        ]
+    )
+    r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    # POSTs run before PUTs: the conditional create found nothing and created; the PUT then created "first"
+    assert await count(client, "Patient") == 2
+    bundle = tx(
+        [
+            post("urn:uuid:a", {**PATIENT, "identifier": [{"system": "urn:test", "value": "77"}]}),
+            post(
+                "urn:uuid:b",
+                {**PATIENT, "identifier": [{"system": "urn:test", "value": "77"}]},
+                ifNoneExist="identifier=urn:test|77",
+            ),
+        ]
+    )
+    r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["201", "200"]
+    assert (await client.get("/fhir/Patient", params={"identifier": "urn:test|77"})).json()["total"] == 1

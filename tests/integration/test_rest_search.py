@@ -428,3 +428,29 @@ async def test_every_resource_records_its_patient_compartment(
     assert index.compartments[0] == "claire"
     rows = await service.store.compartment("claire", ["Observation"], None, 0, 100)
     assert {r.id for r in rows} == {"w1", "w2", "g1", "bp1"}
+
+
+async def test_uri_prefixes_are_literal_and_case_sensitive(client: httpx.AsyncClient) -> None:
+    await put(
+        client, {"resourceType": "ValueSet", "id": "under", "status": "active", "url": "http://x.org/a_b"}
+    )
+    # '_' is not a wildcard, and case matters in URIs
+    assert await ids(client, "ValueSet", **{"url:above": "http://x.org/aXb/c"}) == []
+    assert await ids(client, "ValueSet", **{"url:above": "http://x.org/a_b/c"}) == ["under"]
+    assert await ids(client, "ValueSet", **{"url:below": "HTTP://X.ORG/"}) == []
+    assert await ids(client, "ValueSet", **{"url:below": "http://x.org/"}) == ["under"]
+
+
+async def test_composite_second_token_without_system(client: httpx.AsyncClient) -> None:
+    await put(
+        client,
+        {
+            "resourceType": "Observation",
+            "id": "concept",
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "1"}]},
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "2"}]},
+        },
+    )
+    assert await ids(client, "Observation", **{"code-value-concept": f"{LOINC}|1$|2"}) == []
+    assert await ids(client, "Observation", **{"code-value-concept": f"{LOINC}|1$2"}) == ["concept"]

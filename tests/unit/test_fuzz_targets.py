@@ -36,13 +36,6 @@ json_target = load("fuzz_json_reader")
 CORPUS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.fixture(autouse=True)
-def _skip_reported_bugs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the bugs the fuzzers already found are pinned by strict xfail tests
-    # (test_search_parser_properties.py); here they must not make the corpus flaky
-    monkeypatch.setenv("HYGIE_FUZZ_SKIP_KNOWN", "1")
-
-
 # -- parse_search ------------------------------------------------------------------------------
 
 
@@ -96,14 +89,9 @@ FOUND_SEARCH = {
 
 
 @pytest.mark.parametrize("encoded", FOUND_SEARCH.values(), ids=FOUND_SEARCH.keys())
-def test_search_target_regressions(encoded: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = base64.b64decode(encoded)
-    search_target.TestOneInput(data)  # tolerated while the bug is known
-    monkeypatch.setenv("HYGIE_FUZZ_SKIP_KNOWN", "0")
-    try:
-        search_target.TestOneInput(data)
-    except ArithmeticError:
-        pytest.xfail("values.number_range still lets decimal errors escape (reported)")
+def test_search_target_regressions(encoded: str) -> None:
+    # each input once crashed the parser; it must now be refused cleanly (FhirError) or parsed
+    search_target.TestOneInput(base64.b64decode(encoded))
 
 
 # -- parse_json --------------------------------------------------------------------------------

@@ -269,10 +269,13 @@ class FhirService:
                     f"If-None-Exist matched {len(existing)} resources", expression="If-None-Exist"
                 )
             if existing:
-                found = await self.store.read(resource_type, existing[0])
-                if found is not None and tx is not None:
+                # inside a transaction the match may be one of its own, not yet committed, writes
+                if tx is not None:
                     found = await tx.read_for_update(resource_type, existing[0])
-                assert found is not None
+                else:
+                    found = await self.store.read(resource_type, existing[0])
+                if found is None:
+                    raise Conflict(f"{resource_type}/{existing[0]} changed while checking If-None-Exist")
                 headers = {
                     "ETag": res.etag(found.version),
                     "Last-Modified": res.http_date(found.last_updated),

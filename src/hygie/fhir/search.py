@@ -209,28 +209,13 @@ class SearchQuery:
 _PREFIX_RE = re.compile(r"^(eq|ne|lt|gt|le|ge|sa|eb|ap)(?=[-+0-9.])")
 
 
-def _split_or(value: str) -> list[str]:
-    """Split on unescaped commas (``\\,`` is a literal comma)."""
-    parts: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            cur.append(value[i + 1])
-            i += 2
-            continue
-        if ch == ",":
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
+def _split_escaped(value: str, sep: str) -> list[str]:
+    """Split on ``sep`` where it is not escaped by a backslash; escapes stay for the next level.
 
-
-def _split_unescaped(value: str, sep: str) -> list[str]:
+    FHIR escapes ``\\,`` ``\\|`` ``\\$`` and ``\\\\`` in search values: a value is split on
+    commas (OR), then a token on ``|`` and a composite on ``$``; each level must leave the other
+    escapes alone, and only the leaves are unescaped (:func:`_unescape`).
+    """
     parts: list[str] = []
     cur: list[str] = []
     i = 0
@@ -247,7 +232,30 @@ def _split_unescaped(value: str, sep: str) -> list[str]:
             cur.append(ch)
         i += 1
     parts.append("".join(cur))
-    return [p.replace("\\" + sep, sep) for p in parts]
+    return parts
+
+
+def _unescape(value: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            out.append(value[i + 1])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def _split_or(value: str) -> list[str]:
+    """OR values of one parameter (escapes kept: each value is parsed, then unescaped)."""
+    return _split_escaped(value, ",")
+
+
+def _split_unescaped(value: str, sep: str) -> list[str]:
+    """Split on unescaped ``sep`` and unescape the parts (the leaves of a value)."""
+    return [_unescape(part) for part in _split_escaped(value, sep)]
 
 
 def _prefix(raw: str) -> tuple[Prefix, str]:
@@ -263,7 +271,7 @@ def _bad(name: str, message: str) -> InvalidRequest:
 
 def _token(raw: str, name: str, modifier: str | None) -> TokenValue:
     if modifier == "text":
-        return TokenValue(None, None, text=fvalues.normalize_string(raw))
+        return TokenValue(None, None, text=fvalues.normalize_string(_unescape(raw)))
     if modifier == "of-type":
         parts = _split_unescaped(raw, "|")
         if len(parts) != 3 or not all(parts):
@@ -346,7 +354,8 @@ def _reference(raw: str, name: str, sp: SearchParam, type_modifier: str | None) 
 
 
 def _string(raw: str) -> StringValue:
-    return StringValue(fvalues.normalize_string(raw), raw)
+    text = _unescape(raw)
+    return StringValue(fvalues.normalize_string(text), text)
 
 
 def _component_value(
@@ -386,22 +395,22 @@ def _values_for(
         elif sp.type == "string":
             if sp.xpath_usage == "phonetic" and modifier is None:
                 # sound-alike: the index holds each name part's phonetic key beside its plain form
-                key = fvalues.phonetic(raw)
-                out.append(StringValue(key, raw))
+                key = fvalues.phonetic(_unescape(raw))
+                out.append(StringValue(key, _unescape(raw)))
             else:
                 out.append(_string(raw))
         elif sp.type == "date":
             out.append(_date(raw, name))
         elif sp.type == "reference":
-            out.append(_reference(raw, name, sp, type_modifier))
+            out.append(_reference(_unescape(raw), name, sp, type_modifier))
         elif sp.type == "number":
             out.append(_number(raw, name))
         elif sp.type == "quantity":
             out.append(_quantity(raw, name))
         elif sp.type == "uri":
-            out.append(UriValue(raw))
+            out.append(UriValue(_unescape(raw)))
         elif sp.type == "composite":
-            pieces = _split_unescaped(raw, "$")
+            pieces = _split_escaped(raw, "$")
             comps = _component_params(sp)
             if len(pieces) != 2 or len(comps) != 2:
                 raise _bad(name, f"composite {name} needs two components separated by '$', got {raw!r}")
@@ -442,7 +451,7 @@ def _criterion(
         if modifier == "missing" or modifier:
             lenient.ignore(name, f"modifier :{modifier} is not supported on _id")
             return None
-        ids = [v for v in _split_or(raw) if v]
+        ids = [_unescape(v) for v in _split_or(raw) if v]
         if not ids:
             raise _bad(name, "empty _id")
         return Criterion(resource_type, "_id", "id", values=[TokenValue(None, v) for v in ids])

@@ -9,10 +9,11 @@ guarantees that a value written and a value searched for are normalised identica
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN
 
@@ -195,14 +196,19 @@ def number_range(text: str) -> tuple[float, float]:
     """
     try:
         value = Decimal(text.strip())
-    except InvalidOperation as exc:
+        exponent = value.as_tuple().exponent
+        finite = value.is_finite() and isinstance(exponent, int)
+        if finite:
+            assert isinstance(exponent, int)
+            half = Decimal(5).scaleb(exponent - 1)
+            low, high = float(value - half), float(value + half)
+    except ArithmeticError as exc:  # InvalidOperation, Overflow… on absurd exponents
         raise ValueError(f"invalid number: {text!r}") from exc
-    if not value.is_finite():
+    if not finite:
         raise ValueError(f"invalid number: {text!r}")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite decimals have an int exponent
-    half = Decimal(5).scaleb(exponent - 1)
-    return float(value - half), float(value + half)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"number out of range: {text!r}")
+    return low, high
 
 
 # --------------------------------------------------------------------------------------------

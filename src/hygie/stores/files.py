@@ -54,6 +54,8 @@ class FileBlobStore:
             sealed = path.read_bytes()
         except FileNotFoundError:
             return None
+        if len(sealed) < 12 + 16:  # nonce + GCM tag: anything shorter was truncated
+            raise BlobCorrupted(f"blob {digest} is truncated")
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], digest.encode())
         except InvalidTag as exc:

@@ -307,7 +307,9 @@ def _composite_cond(p: Params, v: CompositeValue, alias: str, now_us: int) -> st
         parts.append(f"{alias}.code1 = {p(first.code)}")
     second = v.second
     if isinstance(second, TokenValue):
-        if second.system is not None:
+        if second.no_system:
+            parts.append(f"{alias}.system2 IS NULL")
+        elif second.system is not None:
             parts.append(f"{alias}.system2 = {p(second.system)}")
         if second.code is not None:
             parts.append(f"{alias}.code2 = {p(second.code)}")
@@ -346,11 +348,14 @@ def _value_cond(p: Params, crit: Criterion, v: Any, alias: str, now_us: int) -> 
     if isinstance(v, ReferenceValue):
         return _reference_cond(p, v, alias)
     if isinstance(v, UriValue):
+        # prefix tests by substring, not LIKE: case-sensitive on both databases, no wildcards
         if crit.modifier == "below":
-            return f"{alias}.value LIKE {p(_like_escape(v.value) + '%')} ESCAPE '\\'"
+            searched = p(v.value)
+            return f"substr({alias}.value, 1, length({searched})) = {searched}"
         if crit.modifier == "above":
             # the stored uri is a prefix of the searched one
-            return f"{p(v.value)} LIKE ({alias}.value || '%')"
+            searched = p(v.value)
+            return f"substr({searched}, 1, length({alias}.value)) = {alias}.value"
         return f"{alias}.value = {p(v.value)}"
     if isinstance(v, CompositeValue):
         return _composite_cond(p, v, alias, now_us)

@@ -35,8 +35,15 @@ async def home(_: Request) -> Response:
 def build_routes(runtime: Runtime) -> list[BaseRoute]:
     assert runtime.auth is not None
     fhir = FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
-    oauth = OAuthWeb(runtime.auth, runtime.kv, runtime.sign_in, ServicePatientFinder(runtime.service), clock_us)
-    routes: list[BaseRoute] = [Route("/", home), *oauth.routes(), Route("/fhir", fhir), Mount("/fhir", app=fhir)]
+    oauth = OAuthWeb(
+        runtime.auth, runtime.kv, runtime.sign_in, ServicePatientFinder(runtime.service), clock_us
+    )
+    routes: list[BaseRoute] = [
+        Route("/", home),
+        *oauth.routes(),
+        Route("/fhir", fhir),
+        Mount("/fhir", app=fhir),
+    ]
     static = dsfr_static()
     if static is not None:
         routes.append(Mount("/static/dsfr", app=static, name="dsfr"))
