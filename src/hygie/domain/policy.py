@@ -1,0 +1,383 @@
+"""The access rules: who may do what to which health data — one pure function.
+
+:func:`decide` answers for one interaction on one target, from facts only (no I/O): the
+:class:`Principal` (who asks, from the token or the portal session), the :class:`Target` (the
+resource's type, patient compartment, document category and type, security labels, authors)
+and the :class:`Relation` list between the principal and that patient (read from the derived
+``access_relations`` index, see ``docs/decisions/0007-access-policy.md``). The same rules give
+the :class:`SearchRestriction` a store adds to a search, so that totals, paging and includes
+never see a refused row.
+
+Rules (``docs/security.md`` has the full matrix):
+
+* **patients** read and search their own compartment, except documents labelled
+  ``INVISIBLE_PATIENT`` (until a professional releases them); they create their own entries and
+  update or delete only what they authored;
+* **legal representatives** act for the represented minor as the patient would, except documents
+  labelled ``INVISIBLE_REPRESENTANTS_LEGAUX`` (and the adolescent's confidential documents);
+  **aidants / trusted persons** act within the categories of their delegation;
+* **professionals** reach a patient only through a relation — care team, médecin traitant,
+  declared encounter, explicit grant (which may be limited to categories and expires) — or an
+  open break-glass the patient did not refuse; a block by the patient wins over everything;
+  documents follow the profession × category matrix; a document labelled ``MASQUE_PS`` stays
+  visible only to its authors and the médecin traitant; resources outside any patient
+  compartment (directory, terminology, medication) are readable by any professional;
+* **backend services** (SMART ``system/``) act within their scopes;
+* **apps** never get more than their scopes: ``patient/`` scopes only for the launch patient,
+  v2 query restrictions as extra criteria;
+* deny wins, and "refused" looks like "absent" to the caller (the FHIR layer answers 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hygie.auth.scopes import ScopeSet
+
+__all__ = [
+    "CategoryMatrix",
+    "Principal",
+    "Relation",
+    "SearchRestriction",
+    "Target",
+    "Verdict",
+    "decide",
+    "restriction_for",
+]
+
+PrincipalKind = Literal[
+    "patient", "representative", "aidant", "practitioner", "system", "operator", "anonymous"
+]
+RelationKind = Literal[
+    "care_team",
+    "medecin_traitant",
+    "encounter",
+    "grant",
+    "representative",
+    "aidant",
+    "block",
+    "emergency_refusal",
+    "adolescent_confidential",
+]
+Interaction = Literal["read", "search", "create", "update", "delete", "history"]
+
+MASKED_FROM_PROFESSIONALS = "MASQUE_PS"
+HIDDEN_FROM_PATIENT = "INVISIBLE_PATIENT"
+HIDDEN_FROM_REPRESENTATIVES = "INVISIBLE_REPRESENTANTS_LEGAUX"
+CARE_RELATIONS: frozenset[str] = frozenset({"care_team", "medecin_traitant", "encounter", "grant"})
+WRITES = frozenset({"create", "update", "delete"})
+_SCOPE_INTERACTION = {
+    "read": "read",
+    "search": "search",
+    "history": "read",
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: PrincipalKind
+    subject: str | None = None  # fhirUser: Patient/…, Practitioner/…, RelatedPerson/… (or a client id)
+    profession: str | None = None  # TRE_G15 code: 10 doctor, 21 pharmacist, 40 dentist, 50 midwife, 60 nurse…
+    organization: str | None = None
+    scopes: ScopeSet | None = None  # None: a first-party session, not an app
+    launch_patient: str | None = None
+    break_glass: frozenset[str] = frozenset()  # patients with an open, unexpired emergency access
+
+    @property
+    def patient_id(self) -> str | None:
+        if self.subject and self.subject.startswith("Patient/"):
+            return self.subject.split("/", 1)[1]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A fact linking the principal to the target patient (from ``access_relations``)."""
+
+    kind: RelationKind
+    categories: frozenset[str] | None = None  # None: not limited to some document categories
+    expires_us: int | None = None
+
+    def live(self, now_us: int) -> bool:
+        return self.expires_us is None or self.expires_us > now_us
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    resource_type: str
+    patient: str | None  # the patient compartment; None: outside every patient compartment
+    categories: frozenset[str] = frozenset()  # document class / type codes
+    labels: frozenset[str] = frozenset()  # security label codes
+    authors: frozenset[str] = frozenset()  # references of authors / recorders
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    reason: str
+    break_glass: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryMatrix:
+    """Profession (TRE_G15) → document categories it may read; ``"*"`` is every category.
+
+    It is data: the default below follows the digest (doctors see everything; pharmacists,
+    nurses and others less) and an operator loads the ministerial table in its place.
+    """
+
+    allowed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def may_read(self, profession: str | None, categories: frozenset[str]) -> bool:
+        if not categories:
+            return True  # not a categorised document
+        granted = self.allowed.get(profession or "", frozenset())
+        return "*" in granted or bool(categories & granted)
+
+    @classmethod
+    def default(cls) -> CategoryMatrix:
+        # class codes of TRE_A03: 10 report, 11 summary, 31 imaging, 42 prescription, 43 dispensing,
+        # 44 care plan, 45 administered treatment, 52 certificate, 60 reimbursement, 90 patient documents
+        everyday = frozenset({"11", "42", "43", "44", "45", "90"})
+        return cls(
+            {
+                "10": frozenset({"*"}),  # doctors
+                "50": frozenset({"*"}),  # midwives
+                "40": everyday | {"10", "31"},  # dentists
+                "21": everyday,  # pharmacists
+                "60": everyday | {"10"},  # nurses
+                "70": everyday | {"10", "31"},  # physiotherapists
+            }
+        )
+
+
+def _live(relations: Sequence[Relation], now_us: int) -> list[Relation]:
+    return [r for r in relations if r.live(now_us)]
+
+
+def _scopes_allow(principal: Principal, interaction: Interaction, target: Target) -> Verdict | None:
+    """Refusal by the app's scopes, or None when the scopes do not stand in the way."""
+    scopes = principal.scopes
+    if scopes is None:
+        return None
+    action = _SCOPE_INTERACTION[interaction]
+    if principal.kind == "system":
+        ok, _ = scopes.permits("system", target.resource_type, action)
+        return None if ok else Verdict(False, "scope: not granted to this backend client")
+    ok_user, _ = scopes.permits("user", target.resource_type, action)
+    ok_patient, _ = scopes.permits("patient", target.resource_type, action)
+    if ok_user:
+        return None
+    if ok_patient:
+        if target.patient is None and target.resource_type != "Patient":
+            return None  # patient/ scopes still let an app read what the record points to
+        if target.patient is not None and target.patient == principal.launch_patient:
+            return None
+        return Verdict(False, "scope: patient/ scopes reach only the launch patient")
+    return Verdict(False, "scope: interaction not granted to this app")
+
+
+def decide(
+    principal: Principal,
+    interaction: Interaction,
+    target: Target,
+    relations: Sequence[Relation] = (),
+    *,
+    matrix: CategoryMatrix | None = None,
+    now_us: int = 0,
+) -> Verdict:
+    """May ``principal`` perform ``interaction`` on ``target``? Deny wins; scopes only narrow."""
+    refused = _scopes_allow(principal, interaction, target)
+    if refused is not None:
+        return refused
+    kind = principal.kind
+    if kind == "anonymous":
+        return Verdict(False, "not authenticated")
+    if kind in ("operator", "system"):
+        return Verdict(True, f"{kind}: trusted platform actor")
+    live = _live(relations, now_us)
+    if target.patient is None:
+        # directory, terminology, medications…: readable by every signed-in person; writes by professionals
+        if interaction in WRITES and kind != "practitioner":
+            return Verdict(False, "only professionals write shared reference data")
+        return Verdict(True, "outside any patient record")
+    if kind == "patient":
+        return _patient(principal, interaction, target)
+    if kind in ("representative", "aidant"):
+        return _delegate(principal, interaction, target, live)
+    return _professional(principal, interaction, target, live, matrix or CategoryMatrix.default())
+
+
+def _patient(principal: Principal, interaction: Interaction, target: Target) -> Verdict:
+    if target.patient != principal.patient_id:
+        return Verdict(False, "another person's record")
+    if HIDDEN_FROM_PATIENT in target.labels:
+        return Verdict(False, "document hidden from the patient until it is announced")
+    if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
+        return Verdict(False, "entries from professionals are read-only for the patient")
+    return Verdict(True, "own record")
+
+
+def _delegate(
+    principal: Principal, interaction: Interaction, target: Target, live: list[Relation]
+) -> Verdict:
+    wanted = "representative" if principal.kind == "representative" else "aidant"
+    links = [r for r in live if r.kind == wanted]
+    if not links:
+        return Verdict(False, f"no {wanted} link to this patient")
+    if HIDDEN_FROM_PATIENT in target.labels:
+        return Verdict(False, "document hidden from the patient until it is announced")
+    if principal.kind == "representative":
+        if HIDDEN_FROM_REPRESENTATIVES in target.labels:
+            return Verdict(False, "document not visible to legal representatives")
+        if any(r.kind == "adolescent_confidential" for r in live) and target.categories:
+            return Verdict(False, "the adolescent keeps this part of the record confidential")
+    elif (
+        not any(r.categories is None or (target.categories & r.categories) for r in links)
+        and target.categories
+    ):
+        return Verdict(False, "outside the categories of the delegation")
+    if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
+        return Verdict(False, "entries from professionals are read-only")
+    return Verdict(True, f"{wanted} of the patient")
+
+
+def _professional(
+    principal: Principal,
+    interaction: Interaction,
+    target: Target,
+    live: list[Relation],
+    matrix: CategoryMatrix,
+) -> Verdict:
+    if any(r.kind == "block" for r in live):
+        return Verdict(False, "the patient has blocked this professional or structure")
+    care = [r for r in live if r.kind in CARE_RELATIONS]
+    emergency = False
+    if not care:
+        if target.patient in principal.break_glass and not any(r.kind == "emergency_refusal" for r in live):
+            emergency = True
+        else:
+            return Verdict(False, "no care relationship with this patient")
+    if MASKED_FROM_PROFESSIONALS in target.labels:
+        is_author = principal.subject in target.authors
+        is_gp = any(r.kind == "medecin_traitant" for r in live)
+        if not (is_author or is_gp):
+            return Verdict(False, "document masked from professionals by the patient")
+    if interaction in ("read", "search", "history") and target.categories:
+        if not matrix.may_read(principal.profession, target.categories):
+            return Verdict(False, "document category not open to this profession")
+        grants = [r for r in care if r.kind == "grant"]
+        only_grants = bool(grants) and len(grants) == len(care)
+        if only_grants and not any(
+            r.categories is None or (target.categories & r.categories) for r in grants
+        ):
+            return Verdict(False, "outside the categories of the patient's grant")
+    if emergency:
+        return Verdict(True, "break-glass emergency access", break_glass=True)
+    return Verdict(True, "care relationship: " + ", ".join(sorted({r.kind for r in care})))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRestriction:
+    """What a store must add to a search so that only permitted rows exist for it.
+
+    ``patients`` None means no restriction by patient; ``relation_actor`` asks the store to keep the
+    patients linked to that actor in ``access_relations`` (kinds in ``relation_kinds``) — plus
+    ``extra_patients`` (break-glass); ``exclude_labels`` drop labelled resources (with
+    ``unless_author`` the principal's own documents stay); ``categories`` restricts documents.
+    """
+
+    nothing: bool = False
+    patients: frozenset[str] | None = None
+    relation_actor: str | None = None
+    relation_kinds: frozenset[str] = frozenset()
+    extra_patients: frozenset[str] = frozenset()
+    blocked_for_actor: str | None = None
+    outside_compartments: bool = True
+    exclude_labels: frozenset[str] = frozenset()
+    unless_author: str | None = None
+    # labelled rows stay visible when the actor holds one of these relations to their patient
+    unless_relation: frozenset[str] = frozenset()
+    categories: frozenset[str] | None = None
+
+
+def restriction_for(
+    principal: Principal, resource_type: str | None, *, matrix: CategoryMatrix | None = None
+) -> SearchRestriction:
+    """The search restriction equivalent to :func:`decide` for every row of a search."""
+    if principal.scopes is not None and resource_type is not None:
+        scoped = _scopes_allow(principal, "search", Target(resource_type, principal.launch_patient))
+        if scoped is not None:
+            return SearchRestriction(nothing=True)
+        only_patient_scopes = (
+            principal.kind != "system" and not principal.scopes.permits("user", resource_type, "search")[0]
+        )
+        if only_patient_scopes:
+            if principal.launch_patient is None:
+                return SearchRestriction(nothing=True)
+            base = restriction_for(
+                Principal(
+                    principal.kind,
+                    principal.subject,
+                    principal.profession,
+                    principal.organization,
+                    None,
+                    None,
+                    principal.break_glass,
+                ),
+                resource_type,
+                matrix=matrix,
+            )
+            allowed = frozenset({principal.launch_patient})
+            if base.patients is not None:
+                allowed = allowed & base.patients
+            return SearchRestriction(
+                nothing=base.nothing or not allowed,
+                patients=allowed,
+                relation_actor=base.relation_actor,
+                relation_kinds=base.relation_kinds,
+                extra_patients=base.extra_patients,
+                blocked_for_actor=base.blocked_for_actor,
+                outside_compartments=base.outside_compartments,
+                exclude_labels=base.exclude_labels,
+                unless_author=base.unless_author,
+                unless_relation=base.unless_relation,
+                categories=base.categories,
+            )
+    kind = principal.kind
+    if kind == "anonymous":
+        return SearchRestriction(nothing=True)
+    if kind in ("operator", "system"):
+        return SearchRestriction()
+    if kind == "patient":
+        own = principal.patient_id
+        if own is None:
+            return SearchRestriction(nothing=True)
+        return SearchRestriction(patients=frozenset({own}), exclude_labels=frozenset({HIDDEN_FROM_PATIENT}))
+    if kind in ("representative", "aidant"):
+        wanted = "representative" if kind == "representative" else "aidant"
+        labels = {HIDDEN_FROM_PATIENT}
+        if kind == "representative":
+            labels.add(HIDDEN_FROM_REPRESENTATIVES)
+        return SearchRestriction(
+            relation_actor=principal.subject,
+            relation_kinds=frozenset({wanted}),
+            exclude_labels=frozenset(labels),
+        )
+    m = matrix or CategoryMatrix.default()
+    granted = m.allowed.get(principal.profession or "", frozenset())
+    return SearchRestriction(
+        relation_actor=principal.subject,
+        relation_kinds=CARE_RELATIONS,
+        extra_patients=principal.break_glass,
+        blocked_for_actor=principal.subject,
+        exclude_labels=frozenset({MASKED_FROM_PROFESSIONALS}),
+        unless_author=principal.subject,
+        unless_relation=frozenset({"medecin_traitant"}),
+        categories=None if "*" in granted else frozenset(granted),
+    )
