@@ -26,7 +26,7 @@ if (!fcPort || !pscPort || !hygieBase) {
   process.exit(2);
 }
 
-export const PASSWORD = 'motdepasse-de-test';
+const PASSWORD = 'motdepasse-de-test';
 
 const PROFILES = {
   franceconnect: {
