@@ -31,7 +31,14 @@ from hygie.auth.scopes import InvalidScope, ScopeSet, parse_scopes
 from hygie.auth.tokens import AccessToken, InvalidToken, TokenService
 from hygie.ports import KeyValueStore
 
-__all__ = ["AuthorizationServer", "AuthorizeRequest", "LaunchContext", "Subject"]
+__all__ = [
+    "AuthorizationServer",
+    "AuthorizeRequest",
+    "LaunchContext",
+    "Subject",
+    "subject_from_json",
+    "subject_to_json",
+]
 
 CODE_TTL_US = 60 * 1_000_000
 LAUNCH_TTL_US = 10 * 60 * 1_000_000
@@ -333,7 +340,7 @@ class AuthorizationServer:
                 "scope": scopes.text,
                 "challenge": request.code_challenge,
                 "nonce": request.nonce,
-                "subject": _subject_json(subject),
+                "subject": subject_to_json(subject),
                 "patient": context_patient,
                 "encounter": launch.encounter,
                 "fhir_context": list(launch.fhir_context),
@@ -379,7 +386,7 @@ class AuthorizationServer:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
         if not pkce.verify(form.get("code_verifier"), data["challenge"]):
             raise OAuthError("invalid_grant", "PKCE verification failed (code_verifier)")
-        subject = _subject_from(data["subject"])
+        subject = subject_from_json(data["subject"])
         return await self._grant_response(client, subject, data, data["family"], issue_id_token=True)
 
     async def _grant_response(
@@ -443,7 +450,7 @@ class AuthorizationServer:
                     "client_id": client.client_id,
                     "scope": scopes.text,
                     "family": family,
-                    "subject": _subject_json(subject),
+                    "subject": subject_to_json(subject),
                 },
                 expires_us=self.clock() + REFRESH_TTL_US,
             )
@@ -482,7 +489,7 @@ class AuthorizationServer:
             if narrowed.text != wanted.text:
                 raise OAuthError("invalid_scope", "a refresh may only ask for a subset of the granted scopes")
             data = {**data, "scope": narrowed.text}
-        subject = _subject_from(data["subject"])
+        subject = subject_from_json(data["subject"])
         return await self._grant_response(client, subject, data, data["family"], issue_id_token=False)
 
     async def _client_credentials(self, form: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
@@ -586,7 +593,7 @@ class AuthorizationServer:
         return client is not None and client.status == "active"
 
 
-def _subject_json(subject: Subject) -> dict[str, Any]:
+def subject_to_json(subject: Subject) -> dict[str, Any]:
     return {
         "account_id": subject.account_id,
         "kind": subject.kind,
@@ -599,7 +606,7 @@ def _subject_json(subject: Subject) -> dict[str, Any]:
     }
 
 
-def _subject_from(data: Mapping[str, Any]) -> Subject:
+def subject_from_json(data: Mapping[str, Any]) -> Subject:
     return Subject(
         account_id=data["account_id"],
         kind=data["kind"],

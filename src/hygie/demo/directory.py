@@ -26,6 +26,7 @@ from hygie.demo import codes
 from hygie.demo.codes import Profession
 from hygie.demo.common import Street, ascii_slug, landline_phone, pick_street
 from hygie.demo.reference import Commune, load_communes, load_first_names, load_surnames
+from hygie.domain.identity.directory import PS_LIBREACCES_HEADER
 from hygie.domain.identity.luhn import finess_key, idnat_ps_from_rpps, luhn_key, rpps_key
 
 __all__ = [
@@ -41,25 +42,6 @@ __all__ = [
 
 StructureKind = Literal["hospital", "group_practice", "practice", "pharmacy"]
 
-PS_LIBREACCES_HEADER: Final = (
-    "Type d'identifiant PP|Identifiant PP|Identification nationale PP|Code civilité d'exercice|"
-    "Libellé civilité d'exercice|Code civilité|Libellé civilité|Nom d'exercice|Prénom d'exercice|"
-    "Code profession|Libellé profession|Code catégorie professionnelle|Libellé catégorie professionnelle|"
-    "Code type savoir-faire|Libellé type savoir-faire|Code savoir-faire|Libellé savoir-faire|"
-    "Code mode exercice|Libellé mode exercice|Numéro SIRET site|Numéro SIREN site|Numéro FINESS site|"
-    "Numéro FINESS établissement juridique|Identifiant technique de la structure|Raison sociale site|"
-    "Enseigne commerciale site|Complément destinataire (coord. structure)|"
-    "Complément point géographique (coord. structure)|Numéro Voie (coord. structure)|"
-    "Indice répétition voie (coord. structure)|Code type de voie (coord. structure)|"
-    "Libellé type de voie (coord. structure)|Libellé Voie (coord. structure)|"
-    "Mention distribution (coord. structure)|Bureau cedex (coord. structure)|"
-    "Code postal (coord. structure)|Code commune (coord. structure)|Libellé commune (coord. structure)|"
-    "Code pays (coord. structure)|Libellé pays (coord. structure)|Téléphone (coord. structure)|"
-    "Téléphone 2 (coord. structure)|Télécopie (coord. structure)|Adresse e-mail (coord. structure)|"
-    "Code Département (structure)|Libellé Département (structure)|Ancien identifiant de la structure|"
-    "Autorité d'enregistrement|Code secteur d'activité|Libellé secteur d'activité|"
-    "Code section tableau pharmaciens|Libellé section tableau pharmaciens|"
-)
 """Header line of the ANS ``PS_LibreAcces_Personne_activite`` file: 52 names, each followed by ``|``,
 so that splitting a line on ``|`` gives 53 fields (the last one empty), as in the published files."""
 

@@ -24,7 +24,13 @@ from starlette.routing import Route
 
 from hygie.auth.errors import OAuthError
 from hygie.auth.scopes import ResourceScope, parse_scopes
-from hygie.auth.server import AuthorizationServer, AuthorizeRequest, Subject
+from hygie.auth.server import (
+    AuthorizationServer,
+    AuthorizeRequest,
+    Subject,
+    subject_from_json,
+    subject_to_json,
+)
 from hygie.auth.sign_in import LoginOutcome
 from hygie.auth.tokens import InvalidToken
 from hygie.ports import KeyValueStore
@@ -156,19 +162,7 @@ class OAuthWeb:
         data = await self.kv.get("session", sid)
         if data is None:
             return None
-        subject = None
-        if data.get("subject"):
-            s = data["subject"]
-            subject = Subject(
-                s["account_id"],
-                s["kind"],
-                s.get("fhir_user"),
-                s.get("patient"),
-                s.get("name"),
-                int(s.get("auth_time") or 0),
-                s.get("acr"),
-                tuple(s.get("amr") or ()),
-            )
+        subject = subject_from_json(data["subject"]) if data.get("subject") else None
         return SessionData(sid, data["csrf"], subject, data.get("pending_account"))
 
     async def _new_session(self, subject: Subject | None, pending_account: str | None = None) -> SessionData:
@@ -176,16 +170,7 @@ class OAuthWeb:
         csrf = secrets.token_urlsafe(24)
         record: dict[str, Any] = {"csrf": csrf, "pending_account": pending_account, "subject": None}
         if subject is not None:
-            record["subject"] = {
-                "account_id": subject.account_id,
-                "kind": subject.kind,
-                "fhir_user": subject.fhir_user,
-                "patient": subject.patient,
-                "name": subject.name,
-                "auth_time": subject.auth_time,
-                "acr": subject.acr,
-                "amr": list(subject.amr),
-            }
+            record["subject"] = subject_to_json(subject)
         await self.kv.put("session", sid, record, expires_us=self.clock() + SESSION_TTL_US)
         return SessionData(sid, csrf, subject, pending_account)
 
