@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 import uvicorn
 from starlette.middleware.cors import CORSMiddleware
@@ -194,16 +193,33 @@ def hygie(smart_app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     thread.join(timeout=15)
 
 
+async def create_resource(runtime: Runtime, resource: dict[str, Any]) -> str:
+    """Store a resource through the FHIR service as an operator (as ``hygie import`` does): the
+    seeding does not depend on the access policy of the HTTP API."""
+    import orjson
+
+    from hygie.domain.access import Caller
+    from hygie.fhir.request import FhirRequest
+    from hygie.fhir.router import route
+
+    request = FhirRequest(
+        "POST", resource["resourceType"], resource=resource, caller=Caller.operator("tests/e2e")
+    )
+    response = await route(runtime.service, request)
+    assert response.status == 201, response.body
+    body = orjson.loads(response.body) if isinstance(response.body, bytes) else response.body
+    assert isinstance(body, dict)
+    return str(body["id"])
+
+
 def _seed(live: LiveHygie, app_origin: str) -> None:
-    with httpx.Client(base_url=live.fhir, headers={"Content-Type": "application/fhir+json"}) as fhir:
-        for key, patient in (("durand", PATIENT_DURAND), ("martin", PATIENT_MARTIN)):
-            r = fhir.post("/Patient", json=patient)
-            assert r.status_code == 201, r.text
-            live.patients[key] = r.json()["id"]
-        for i, kg in enumerate((61.5, 62.0)):
-            r = fhir.post(
-                "/Observation",
-                json={
+    for key, patient in (("durand", PATIENT_DURAND), ("martin", PATIENT_MARTIN)):
+        live.patients[key] = live.call(create_resource(live.runtime, patient))
+    for i, kg in enumerate((61.5, 62.0)):
+        live.call(
+            create_resource(
+                live.runtime,
+                {
                     "resourceType": "Observation",
                     "status": "final",
                     "category": [
@@ -216,10 +232,7 @@ def _seed(live: LiveHygie, app_origin: str) -> None:
                             ]
                         }
                     ],
-                    "code": {
-                        "coding": [{"system": "http://loinc.org", "code": "29463-7"}],
-                        "text": "Poids",
-                    },
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}], "text": "Poids"},
                     "subject": {"reference": f"Patient/{live.patients['durand']}"},
                     "effectiveDateTime": f"2026-01-0{i + 1}",
                     "valueQuantity": {
@@ -230,10 +243,11 @@ def _seed(live: LiveHygie, app_origin: str) -> None:
                     },
                 },
             )
-            assert r.status_code == 201, r.text
-        r = fhir.post(
-            "/Practitioner",
-            json={
+        )
+    live.practitioner = live.call(
+        create_resource(
+            live.runtime,
+            {
                 "resourceType": "Practitioner",
                 "identifier": [
                     {
@@ -252,8 +266,7 @@ def _seed(live: LiveHygie, app_origin: str) -> None:
                 "name": [{"family": "BERNARD", "given": ["Paul"], "prefix": ["Dr"]}],
             },
         )
-        assert r.status_code == 201, r.text
-        live.practitioner = r.json()["id"]
+    )
     assert live.runtime.auth is not None
     live.call(
         live.runtime.auth.clients.register(

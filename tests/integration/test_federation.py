@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from joserfc import jwt
@@ -38,8 +39,11 @@ from hygie.auth import pkce
 from hygie.auth.federation import FederationClient, FederationError, FederationProvider
 from hygie.bootstrap import Runtime, open_runtime
 from hygie.config import load_settings
+from hygie.domain.access import Caller
 from hygie.domain.identity.fr_core import InsTraits, patient_from_traits
 from hygie.domain.identity.status import IdentityState
+from hygie.fhir.request import FhirRequest
+from hygie.fhir.router import route
 from hygie.web.app import create_app
 from hygie.web.federation import federation_routes
 
@@ -203,20 +207,18 @@ def federation(
         None,
         IdentityState(),
     )
-    with httpx.Client(base_url=f"{base}/fhir", headers={"Content-Type": "application/fhir+json"}) as fhir:
-        created = fhir.post("/Patient", json=patient)
-        assert created.status_code == 201, created.text
-        assert fhir.post("/Patient", json=homonym).status_code == 201
-        practitioner = fhir.post(
-            "/Practitioner",
-            json={
+    patient_id = call(create_resource(runtime, patient))
+    call(create_resource(runtime, homonym))
+    practitioner_id = call(
+        create_resource(
+            runtime,
+            {
                 "resourceType": "Practitioner",
                 "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": IDNAT_PS}],
                 "name": [{"family": "BERNARD", "given": ["Paul"]}],
             },
         )
-        assert practitioner.status_code == 201, practitioner.text
-    patient_id, practitioner_id = created.json()["id"], practitioner.json()["id"]
+    )
     assert runtime.accounts is not None and runtime.auth is not None
     citizen, _ = call(
         runtime.accounts.create("citizen", "claire@example.fr", PASSWORD, patient_id=patient_id)
@@ -248,6 +250,18 @@ def federation(
     )
     server.should_exit = True
     thread.join(timeout=15)
+
+
+async def create_resource(runtime: Runtime, resource: dict[str, Any]) -> str:
+    """Store a resource through the FHIR service as an operator (as ``hygie import`` does)."""
+    request = FhirRequest(
+        "POST", resource["resourceType"], resource=resource, caller=Caller.operator("tests/federation")
+    )
+    response = await route(runtime.service, request)
+    assert response.status == 201, response.body
+    body = orjson.loads(response.body) if isinstance(response.body, bytes) else response.body
+    assert isinstance(body, dict)
+    return str(body["id"])
 
 
 # -- the browser, played by httpx -------------------------------------------------------------------
