@@ -12,10 +12,9 @@
   (``scripts/setup --test`` installs it), started with a fresh profile for each test. Playwright
   never downloads a browser here.
 
-CORS: the app and the FHIR server are different origins, as in real life, and the browser
-needs CORS on the discovery document, the token endpoint and the FHIR API. Hygie's
-``web/app.py`` does not add CORS yet, so the server here is wrapped in Starlette's
-``CORSMiddleware`` allowing the app's origin only — the policy a deployment must configure.
+CORS: the app and the FHIR server are different origins, as in real life: the browser relies on
+the CORS policy of ``web/app.py`` (any origin, no credentials) for the discovery document, the
+token endpoint and the FHIR API.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import uvicorn
-from starlette.middleware.cors import CORSMiddleware
 
 from hygie.bootstrap import Runtime, open_runtime
 from hygie.config import load_settings
@@ -160,12 +158,7 @@ def hygie(smart_app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     async def main() -> None:
         runtime = await open_runtime(settings)
-        app = CORSMiddleware(
-            create_app(runtime=runtime),
-            allow_origins=[smart_app],
-            allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type", "accept"],
-        )
+        app = create_app(runtime=runtime)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         )

@@ -153,11 +153,6 @@ def test_ehr_launch_by_a_professional(
     assert claims["amr"] == ["pwd", "otp"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/patient_picker.py reads search entries as dicts, but the search Bundle carries "
-    "orjson.Fragment resources: the patient search answers 500 (remove this mark once fixed)",
-)
 def test_standalone_launch_by_a_professional_with_patient_choice(
     page: Any, hygie: LiveHygie, smart_app: str, people: People, shots: Path
 ) -> None:

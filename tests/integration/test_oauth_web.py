@@ -199,3 +199,19 @@ async def test_token_endpoint_errors_follow_rfc6749(client: httpx.AsyncClient) -
 async def test_forms_refuse_a_missing_csrf_token(client: httpx.AsyncClient) -> None:
     r = await client.post("/connexion", data={"identifiant": "x", "mot_de_passe": "y", "csrf": "forged"})
     assert r.status_code == 400
+
+
+async def test_cors_lets_browser_apps_call_the_token_endpoint_and_fhir(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/oauth/token",
+        headers={
+            "Origin": "https://app.example.fr",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    r = await client.get("/fhir/metadata", headers={"Origin": "https://app.example.fr"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in r.headers

@@ -14,12 +14,16 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from hygie.auth.federation import providers_from_env
 from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
+from hygie.web.federation import federation_routes
 from hygie.web.fhir_api import FhirApi, Receive, Scope, Send
 from hygie.web.oauth import OAuthWeb
 from hygie.web.pages import dsfr_static, render
@@ -35,12 +39,19 @@ async def home(_: Request) -> Response:
 def build_routes(runtime: Runtime) -> list[BaseRoute]:
     assert runtime.auth is not None
     fhir = FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
+    providers = providers_from_env()  # HYGIE_FEDERATION_PROVIDERS (JSON); none when unset
     oauth = OAuthWeb(
-        runtime.auth, runtime.kv, runtime.sign_in, ServicePatientFinder(runtime.service), clock_us
+        runtime.auth,
+        runtime.kv,
+        runtime.sign_in,
+        ServicePatientFinder(runtime.service),
+        clock_us,
+        providers=providers,
     )
     routes: list[BaseRoute] = [
         Route("/", home),
         *oauth.routes(),
+        *federation_routes(runtime, providers),
         Route("/fhir", fhir),
         Mount("/fhir", app=fhir),
     ]
@@ -57,7 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         rt = runtime or await open_runtime(settings or load_settings())
-        inner.app = Starlette(routes=build_routes(rt))
+        inner.app = Starlette(routes=build_routes(rt), middleware=[cors()])
         try:
             yield
         finally:
@@ -65,6 +76,30 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await rt.close()
 
     return Starlette(routes=[Mount("", app=inner)], lifespan=lifespan)
+
+
+def cors() -> Middleware:
+    """Browser apps on other origins (SMART apps) call discovery, the token endpoint and the FHIR
+    API with a bearer token: any origin may, without credentials — cookies never cross origins,
+    so the sign-in session is not exposed."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Accept",
+            "Prefer",
+            "If-Match",
+            "If-None-Match",
+            "If-None-Exist",
+            "X-Request-Id",
+        ],
+        expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id"],
+        max_age=600,
+    )
 
 
 class _StartedLater:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -117,7 +117,10 @@ class OAuthWeb:
         accounts: Accounts,
         patients: PatientFinder,
         clock: Callable[[], int],
+        *,
+        providers: Sequence[Any] = (),
     ) -> None:
+        self.providers = list(providers)  # federation providers shown on the sign-in page
         self.server = server
         self.kv = kv
         self.accounts = accounts
@@ -357,6 +360,7 @@ class OAuthWeb:
                     suite=suite,
                     login="",
                     app_name=authz.client.name if authz else None,
+                    providers=self.providers,
                 ),
                 session,
             )
@@ -381,6 +385,7 @@ class OAuthWeb:
                     suite=suite,
                     login=login,
                     error=outcome.message,
+                    providers=self.providers,
                 ),
                 session,
             )

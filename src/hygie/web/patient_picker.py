@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from hygie.auth.server import Subject
 from hygie.domain.access import Caller
 from hygie.fhir.interactions import FhirService
@@ -64,7 +66,8 @@ class ServicePatientFinder:
             response = await route(self.service, request)
         except FhirError:
             return []
-        body = response.body if isinstance(response.body, dict) else {}
+        # search entries carry raw JSON fragments: decode the whole bundle once
+        body = orjson.loads(orjson.dumps(response.body)) if isinstance(response.body, dict) else {}
         out = []
         for entry in body.get("entry", []):
             resource = entry.get("resource", {})
@@ -80,6 +83,4 @@ class ServicePatientFinder:
             return None
         if response.status != 200 or not isinstance(response.body, bytes):
             return None
-        import orjson  # noqa: PLC0415
-
         return patient_label(orjson.loads(response.body))
