@@ -21,7 +21,7 @@ from hygie.fhir.interactions import FhirService, Limits
 from hygie.ports import ResourceStore
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import MemoryBlobStore
-from hygie.stores.sql import INDEX_TABLES
+from hygie.stores.sql import STORE_TABLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not SHARED.is_dir():  # a fresh clone sits beside shared/
@@ -82,7 +82,7 @@ async def open_backend(backend: str, request: pytest.FixtureRequest) -> Resource
 
     pg = await PostgresResourceStore.connect(url, min_size=1, max_size=4)
     async with pg.pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE resources, history, {', '.join(INDEX_TABLES)} RESTART IDENTITY")
+        await conn.execute(f"TRUNCATE {', '.join(STORE_TABLES)} RESTART IDENTITY")
     return pg
 
 

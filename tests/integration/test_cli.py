@@ -34,10 +34,10 @@ def test_every_synthea_bundle_imports_as_a_transaction(
         url = request.getfixturevalue("pg_database")
         import psycopg
 
-        from hygie.stores.sql import INDEX_TABLES
+        from hygie.stores.sql import STORE_TABLES
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"TRUNCATE resources, history, {', '.join(INDEX_TABLES)} RESTART IDENTITY")
+            conn.execute(f"TRUNCATE {', '.join(STORE_TABLES)} RESTART IDENTITY")
     else:
         url = f"sqlite:///{tmp_path / 'import.sqlite3'}"
     result = runner.invoke(

@@ -34,10 +34,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         database_url = request.getfixturevalue("pg_database")
         import psycopg
 
-        from hygie.stores.sql import INDEX_TABLES
+        from hygie.stores.sql import STORE_TABLES
 
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f"TRUNCATE resources, history, {', '.join(INDEX_TABLES)} RESTART IDENTITY")
+            conn.execute(f"TRUNCATE {', '.join(STORE_TABLES)} RESTART IDENTITY")
     else:
         database_url = f"sqlite:///{tmp_path / 'hygie.sqlite3'}"
     port = _free_port()

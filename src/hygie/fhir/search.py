@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hygie.fhir import values as fvalues
 from hygie.fhir.definitions import resource_types
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN
 from hygie.fhir.outcome import InvalidRequest, Issue
 from hygie.fhir.searchparams import SearchParam, search_param, search_param_by_url
+
+if TYPE_CHECKING:
+    from hygie.domain.policy import SearchRestriction
 
 __all__ = [
     "CompositeValue",
@@ -204,6 +207,8 @@ class SearchQuery:
     warnings: list[Issue] = field(default_factory=list)
     # paging: an opaque cursor produced by a previous page
     cursor: str | None = None
+    # what the access policy lets the caller see (ADR 0007); None: not restricted
+    restriction: SearchRestriction | None = None
 
 
 _PREFIX_RE = re.compile(r"^(eq|ne|lt|gt|le|ge|sa|eb|ap)(?=[-+0-9.])")

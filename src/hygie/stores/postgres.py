@@ -228,7 +228,7 @@ class PostgresResourceStore:
 
     async def create_schema(self) -> None:
         async with self.pool.acquire() as conn:
-            for stmt in sql.schema_statements(_DIALECT):
+            for stmt in [*sql.schema_statements(_DIALECT), *sql.relation_schema_statements(_DIALECT)]:
                 await conn.execute(stmt)
 
     async def read(self, resource_type: str, id: str) -> StoredResource | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -48,6 +48,10 @@ from hygie.fhir.search import (
     UriValue,
 )
 from hygie.ports import HistoryPage, SearchPage, StoredResource
+from hygie.stores.restriction import restriction_sql
+
+if TYPE_CHECKING:
+    from hygie.domain.policy import SearchRestriction
 
 __all__ = [
     "INDEX_TABLES",
@@ -181,6 +185,22 @@ def schema_statements(dialect: str) -> list[str]:
             string2 {text})""",
         "CREATE INDEX idx_composite_value ON idx_composite (res_type, param, code1)",
         "CREATE INDEX idx_composite_rid ON idx_composite (rid, param)",
+    ]
+
+
+# every table of the resource store and its derived indexes (tests empty them between runs)
+STORE_TABLES: tuple[str, ...] = ("resources", "history", *INDEX_TABLES, "idx_relation")
+
+
+def relation_schema_statements(dialect: str) -> list[str]:
+    """The access-relations index (ADR 0007), added by migration 0003."""
+    text = 'TEXT COLLATE "C"' if dialect == "postgresql" else "TEXT"
+    return [
+        f"""CREATE TABLE idx_relation (rid BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL,
+            patient {text} NOT NULL, actor {text} NOT NULL, categories {text}, expires BIGINT)""",
+        "CREATE INDEX idx_relation_actor ON idx_relation (actor, param, patient)",
+        "CREATE INDEX idx_relation_patient ON idx_relation (patient, param)",
+        "CREATE INDEX idx_relation_rid ON idx_relation (rid)",
     ]
 
 
@@ -362,8 +382,19 @@ def _value_cond(p: Params, crit: Criterion, v: Any, alias: str, now_us: int) -> 
     raise TypeError(f"unexpected search value {v!r}")
 
 
-def criterion_sql(p: Params, crit: Criterion, alias: str, now_us: int, counter: list[int]) -> str:
-    """A boolean SQL condition on the resource row ``alias`` for one criterion."""
+def criterion_sql(
+    p: Params,
+    crit: Criterion,
+    alias: str,
+    now_us: int,
+    counter: list[int],
+    restriction: SearchRestriction | None = None,
+) -> str:
+    """A boolean SQL condition on the resource row ``alias`` for one criterion.
+
+    ``restriction`` (the access policy's) also applies to the resources a chain or ``_has``
+    looks at, so that a criterion cannot reveal what the caller may not see.
+    """
     counter[0] += 1
     sub = f"x{counter[0]}"
     if crit.kind == "id":
@@ -387,7 +418,9 @@ def criterion_sql(p: Params, crit: Criterion, alias: str, now_us: int, counter: 
             f"WHERE {sub}.res_type = {p(crit.has_type)} AND {sub}.param = {p(crit.has_param)} "
             f"AND {sub}.target_type = {alias}.res_type AND {h}.deleted = {p.false()} AND "
         )
-        return head + criterion_sql(p, inner, h, now_us, counter) + ")"
+        inner_sql = criterion_sql(p, inner, h, now_us, counter, restriction)
+        guard = restriction_sql(p, restriction, h, now_us) if restriction is not None else None
+        return head + inner_sql + (f" AND {guard}" if guard else "") + ")"
     if crit.chain is not None:
         t = f"t{counter[0]}"
         head = (
@@ -396,7 +429,9 @@ def criterion_sql(p: Params, crit: Criterion, alias: str, now_us: int, counter: 
             f"WHERE {_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)} "
             f"AND {sub}.target_type = {p(crit.chain_target)} AND {t}.deleted = {p.false()} AND "
         )
-        return head + criterion_sql(p, crit.chain, t, now_us, counter) + ")"
+        inner_sql = criterion_sql(p, crit.chain, t, now_us, counter, restriction)
+        guard = restriction_sql(p, restriction, t, now_us) if restriction is not None else None
+        return head + inner_sql + (f" AND {guard}" if guard else "") + ")"
     table = _KIND_TABLE[crit.kind]
     base = f"SELECT {sub}.rid FROM {table} {sub} WHERE {_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)}"
     if crit.modifier == "missing":
@@ -475,7 +510,11 @@ def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     if query.resource_type is not None:
         conds.append(f"{alias}.res_type = {p(query.resource_type)}")
     counter = [0]
-    conds.extend(criterion_sql(p, c, alias, now_us, counter) for c in query.criteria)
+    conds.extend(criterion_sql(p, c, alias, now_us, counter, query.restriction) for c in query.criteria)
+    if query.restriction is not None:
+        restricted = restriction_sql(p, query.restriction, alias, now_us)
+        if restricted:
+            conds.append(restricted)
     return " AND ".join(conds)
 
 

@@ -1,0 +1,85 @@
+"""The access policy's search restriction, as SQL (ADR 0007).
+
+:func:`restriction_sql` turns a :class:`~hygie.domain.policy.SearchRestriction` into one boolean
+condition on a resource row, added by the search compiler to the match query, its count and
+every include and conditional match — so that refused rows never exist for totals, paging or
+includes. Patient membership goes through ``resources.patient`` (the partition key) and the
+``idx_relation`` access index; labels and document categories through the search index.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hygie.domain.policy import SearchRestriction
+    from hygie.stores.sql import Params
+
+__all__ = ["restriction_sql"]
+
+DOCUMENT_TYPE = "DocumentReference"
+
+
+def _list(p: Params, values: frozenset[str] | set[str]) -> str:
+    return ", ".join(p(v) for v in sorted(values))
+
+
+def _live_relation(p: Params, actor: str, kinds: frozenset[str], now_us: int) -> str:
+    return (
+        f"SELECT patient FROM idx_relation WHERE actor = {p(actor)} AND param IN ({_list(p, kinds)}) "
+        f"AND (expires IS NULL OR expires > {p(now_us)})"
+    )
+
+
+def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_us: int) -> str | None:
+    """A condition on ``alias`` (a ``resources`` row), or None when nothing is restricted."""
+    if restriction.nothing:
+        return "1 = 0"
+    conds: list[str] = []
+    members: list[str] = []
+    if restriction.patients is not None:
+        members.append(
+            f"{alias}.patient IN ({_list(p, restriction.patients)})" if restriction.patients else "1 = 0"
+        )
+    if restriction.relation_actor is not None:
+        kinds = restriction.relation_kinds or frozenset({"care_team"})
+        members.append(f"{alias}.patient IN ({_live_relation(p, restriction.relation_actor, kinds, now_us)})")
+    if members:
+        if restriction.extra_patients:
+            members.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
+        if restriction.outside_compartments:
+            members.append(f"{alias}.patient IS NULL")
+        conds.append("(" + " OR ".join(members) + ")")
+    if restriction.blocked_for_actor is not None:
+        blocked = _live_relation(p, restriction.blocked_for_actor, frozenset({"block"}), now_us)
+        conds.append(f"({alias}.patient IS NULL OR {alias}.patient NOT IN ({blocked}))")
+    if restriction.exclude_labels:
+        # labels in meta.security (_security) or, on documents, DocumentReference.securityLabel
+        labelled = (
+            f"SELECT rid FROM idx_token WHERE param IN ({p('_security')}, {p('security-label')}) "
+            f"AND code IN ({_list(p, restriction.exclude_labels)})"
+        )
+        keep = [f"{alias}.rid NOT IN ({labelled})"]
+        if restriction.unless_author and "/" in restriction.unless_author:
+            rtype, _, rid = restriction.unless_author.partition("/")
+            keep.append(
+                f"{alias}.rid IN (SELECT rid FROM idx_reference WHERE param = {p('author')} "
+                f"AND target_type = {p(rtype)} AND target_id = {p(rid)})"
+            )
+        if restriction.unless_relation and restriction.relation_actor is not None:
+            related = _live_relation(p, restriction.relation_actor, restriction.unless_relation, now_us)
+            keep.append(f"{alias}.patient IN ({related})")
+        conds.append("(" + " OR ".join(keep) + ")")
+    if restriction.categories is not None:
+        categorised = (
+            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
+        )
+        allowed = (
+            f"{alias}.rid IN ({categorised} AND code IN ({_list(p, restriction.categories)}))"
+            if restriction.categories
+            else "1 = 0"
+        )
+        conds.append(
+            f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) OR {allowed})"
+        )
+    return " AND ".join(conds) if conds else None
