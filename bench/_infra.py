@@ -146,6 +146,10 @@ def fresh_pg_database(admin_url: str, name: str, *, keep: bool = False) -> tuple
     return with_database(admin_url, name), False
 
 
+def admin(admin_url: str, *statements: str) -> None:
+    asyncio.run(_admin(admin_url, *statements))
+
+
 def drop_pg_database(admin_url: str, name: str) -> None:
     asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

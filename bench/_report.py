@@ -35,6 +35,12 @@ def _ms(v: float) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
 
 
+def _rate(s: dict[str, Any], unit: str) -> str:
+    if s["ops"] == 0:
+        return f"**0**: no answer within the {s['seconds']:.0f} s run (wrk timeout 10 s)"
+    return f"**{_n(s['rate'])}** {unit}"
+
+
 def _target(scenario: str, targets: dict[str, list[tuple[str, float, bool]]]) -> str:
     parts = []
     for metric, bound, _minimum in targets.get(scenario, []):
@@ -55,7 +61,10 @@ def _table(
         head += " target | met |"
         sep += "---|---|"
     out = [head, sep]
-    rows = sorted(rows, key=lambda r: (r["size"] != "32k", ORDER.index(r["scenario"]), r["workers"]))
+    rows = sorted(
+        rows,
+        key=lambda r: (r["size"] != "32k", ORDER.index(r["scenario"]), r.get("variant", ""), r["workers"]),
+    )
     for r in rows:
         s, c = r["server"], r["ceiling"] or {}
         unit = UNITS[r["scenario"]]
@@ -65,16 +74,35 @@ def _table(
             else ("fresh" if r["scenario"] in ("ingest", "create") else r["size"])
         )
         line = (
-            f"| {NAMES[r['scenario']]} | {size} | {r['workers']} | {s['concurrency']} | "
-            f"**{_n(s['rate'])}** {unit} ({_n(c.get('rate', 0))}) | {_ms(s['p50_ms'])} ({_ms(c.get('p50_ms', 0))}) | "
+            f"| {NAMES[r['scenario']]}{_variant(r)} | {size} | {r['workers']} | {s['concurrency']} | "
+            f"{_rate(s, unit)} ({_n(c.get('rate', 0))}) | {_ms(s['p50_ms'])} ({_ms(c.get('p50_ms', 0))}) | "
             f"{_ms(s['p95_ms'])} ({_ms(c.get('p95_ms', 0))}) | {_ms(s['p99_ms'])} ({_ms(c.get('p99_ms', 0))}) | "
-            f"{s['errors']} / {s['ops']:,} | {r['load_avg']} |"
+            f"{s['errors']} / {s['ops']:,} | {r['load_avg']}{_run_mark(r)} |"
         )
         if pg:
             t = _target(r["scenario"], targets)
             line += f" {t} | {'no: ' + ', '.join(r['missed']) if r['missed'] else 'yes'} |"
         out.append(line)
     return out
+
+
+def _runs(meta: dict[str, Any]) -> str:
+    runs = meta.get("runs")
+    if not runs or len(runs) == 1:
+        return f"Run from {meta.get('started')} to {meta.get('finished', '?')}."
+    parts = [
+        f"run {i + 1}: {r['started']} to {r['finished']} (load {r['load_avg_start']} at start)"
+        for i, r in enumerate(runs)
+    ]
+    return "Rows marked (run N) come from a later run that replaced them: " + "; ".join(parts) + "."
+
+
+def _variant(r: dict[str, Any]) -> str:
+    return f" **[what-if: `{r['variant']}`]**" if r.get("variant") else ""
+
+
+def _run_mark(r: dict[str, Any]) -> str:
+    return f" (run {r['run'] + 1})" if r.get("run") else ""
 
 
 def section(
@@ -94,7 +122,8 @@ def section(
         f"{meta.get('sqlite', '?')} (WAL, synchronous=NORMAL as the server opens it); Python {meta.get('python')}; "
         f"{meta.get('wrk')}.",
         f"- Load average (1 min) at the start: {meta.get('load_avg_start')}; each row gives it at the start of its "
-        f"measurement. Run from {meta.get('started')} to {meta.get('finished', '?')}.",
+        f"measurement (a 1-minute average: it includes the previous step of the benchmark itself). "
+        + _runs(meta),
         f"- Each loop ran {meta.get('config', {}).get('seconds')} s after a {meta.get('config', {}).get('warmup')} s "
         f"warm-up; DB ceiling loops ran up to {meta.get('config', {}).get('ceiling_seconds')} s. Figures in "
         "parentheses are the raw database ceiling measured in the same run: the same rows written / the same SQL "
@@ -128,7 +157,8 @@ def section(
         lines += ["### Profiles (py-spy, server processes, scenarios that missed a target)", ""]
         for p in profiles:
             lines += [
-                f"**{p['db']} {p['size']} {p['scenario']}, {p['workers']} worker(s)**: {p['samples']:,} samples, "
+                f"**{p['db']} {p['size']} {p['scenario']}, {p['workers']} worker(s)"
+                f"{' [' + p['variant'] + ']' if p.get('variant') else ''}**: {p['samples']:,} samples, "
                 f"flame graph `{p['svg']}` (not committed).",
                 "",
                 "| self % by area | area | self % | function | inclusive % | hygie function |",

@@ -111,6 +111,9 @@ class Backend:
     def settle(self, url: str) -> None:
         """After a load: what the database's own maintenance would do before long."""
 
+    def wait_idle(self, url: str) -> None:
+        """Return once no statement of another session runs in the database."""
+
     def pool_size(self, workers: int) -> int:
         return 10 * workers  # HYGIE_PG_POOL_SIZE per worker
 
@@ -131,12 +134,30 @@ class Postgres(Backend):
     name = "PostgreSQL"
     key = "pg"
 
-    def __init__(self, admin_url: str, suffix: str) -> None:
+    def __init__(self, admin_url: str, suffix: str, settings: dict[str, str]) -> None:
         self.admin = admin_url
         self.suffix = suffix
+        self.settings = settings  # per-database settings of a what-if run (--pg-setting)
 
     def fresh(self, role: str, *, keep: bool = False) -> tuple[str, bool]:
-        return infra.fresh_pg_database(self.admin, f"bench_pg_{role}{self.suffix}", keep=keep)
+        name = f"bench_pg_{role}{self.suffix}"
+        url, kept = infra.fresh_pg_database(self.admin, name, keep=keep)
+        statements = [f'ALTER DATABASE "{name}" RESET ALL']
+        statements += [f'ALTER DATABASE "{name}" SET {k} = {v!r}' for k, v in self.settings.items()]
+        infra.admin(self.admin, *statements)
+        return url, kept
+
+    def wait_idle(self, url: str, max_seconds: float = 120) -> None:
+        text = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+            "AND pid <> pg_backend_pid()"
+        )
+        deadline = time.monotonic() + max_seconds
+        while (busy := self.fetch(url, text)) and time.monotonic() < deadline:
+            time.sleep(1)
+        if busy:  # our own benchmark's statements, still running after max_seconds
+            infra.log(f"  cancelling {len(busy)} statements still running after {max_seconds:.0f} s")
+            self.fetch(url, "SELECT pg_cancel_backend(pid) FROM (" + text + ") a")
 
     def settle(self, url: str) -> None:
         self.fetch(url, "ANALYZE")  # autovacuum would analyze the new rows within a minute or so
@@ -285,6 +306,7 @@ class Bench:
             "server": m.to_json(),
             "ceiling": c.to_json() if c else None,
             "missed": missed(scenario, m) if db.key == "pg" else [],
+            "variant": ", ".join(f"{k}={v}" for k, v in getattr(db, "settings", {}).items()),
             **extra,
         }
         self.run.results.append(row)
@@ -329,7 +351,8 @@ class Bench:
             return
         if not (self.cfg.profile and misses and profile.ensure_py_spy()):
             return
-        base = self.cfg.out / "profiles" / f"{db.key}-{size}-w{server.workers}-{scenario}"
+        tag = "-whatif" if getattr(db, "settings", None) else ""
+        base = self.cfg.out / "profiles" / f"{db.key}-{size}-w{server.workers}-{scenario}{tag}"
         infra.log(f"  profiling {scenario} (missed {', '.join(misses)}) -> {base}.svg")
         seconds = self.cfg.profile_seconds
         with profile.recording(server.process.pid, seconds, base, subprocesses=server.workers > 1):
@@ -342,6 +365,7 @@ class Bench:
                 "size": size,
                 "workers": server.workers,
                 "scenario": scenario,
+                "variant": ", ".join(f"{k}={v}" for k, v in getattr(db, "settings", {}).items()),
                 "svg": str(base.with_suffix(".svg").relative_to(REPO)),
                 **summary,
             }
@@ -360,65 +384,58 @@ class Bench:
         search_paths = [search_path(p) for p in ds.patients]
         everything_path = f"/fhir/Patient/{ds.big_patient}/$everything"
         common = {"resources": ds.resources}
-        with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
-            load = infra.load_average()
-            m = self.wrk(
-                server, f"{db.key}-{size}-w{workers}-read", connections=cfg.read_clients, paths=read_paths
-            )
-            reads = (m, load)
-            load = infra.load_average()
-            m = self.wrk(
-                server,
-                f"{db.key}-{size}-w{workers}-search",
-                connections=cfg.search_clients,
-                paths=search_paths,
-            )
-            searches = (m, load)
-            load = infra.load_average()
-            m = self.wrk(
-                server,
-                f"{db.key}-{size}-w{workers}-everything",
-                connections=cfg.everything_clients,
-                path=everything_path,
-            )
-            everything = (m, load)
-            for scenario, (m, _), kw in (
-                ("read", reads, {"connections": cfg.read_clients, "paths": read_paths}),
-                ("search", searches, {"connections": cfg.search_clients, "paths": search_paths}),
-                ("everything", everything, {"connections": cfg.everything_clients, "path": everything_path}),
-            ):
+        cs = cfg.ceiling_seconds
+        dialect = "postgresql" if db.key == "pg" else "sqlite"
+        scenarios: list[tuple[str, dict[str, Any], Callable[[], Measure], dict[str, Any]]] = [
+            (
+                "read",
+                {"connections": cfg.read_clients, "paths": read_paths},
+                lambda: db.ceiling_reads(url, "read", ds.observation_keys, cfg.read_clients, workers, cs),
+                {},
+            ),
+            (
+                "search",
+                {"connections": cfg.search_clients, "paths": search_paths},
+                lambda: db.ceiling_reads(
+                    url,
+                    "search",
+                    ceiling.prepare_searches(dialect, [search_params(p) for p in ds.patients], "Observation"),
+                    cfg.search_clients,
+                    workers,
+                    cs,
+                ),
+                {"patients": len(ds.patients)},
+            ),
+            (
+                "everything",
+                {"connections": cfg.everything_clients, "path": everything_path},
+                lambda: db.ceiling_reads(
+                    url,
+                    "everything",
+                    db.prepare_everything(url, ds.big_patient),
+                    cfg.everything_clients,
+                    workers,
+                    cs,
+                ),
+                {"patient_resources": ds.big_patient_resources},
+            ),
+        ]
+        for scenario, kw, run_ceiling, extra in scenarios:
+            # one server per scenario, and an idle database before each loop: a scenario whose
+            # requests time out must not leave its backlog to the next one
+            db.wait_idle(url)
+            with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
+                load = infra.load_average()
+                name = f"{db.key}-{size}-w{workers}-{scenario}"
+                m = self.wrk(server, name, **kw)
 
-                def again(s: float, kw: dict[str, Any] = kw, scenario: str = scenario) -> Measure:
-                    name = f"{db.key}-{size}-w{workers}-{scenario}-profile"
-                    return run_wrk(server.url, cfg.out / "wrk", name, seconds=s, **kw)
+                def again(s: float, kw: dict[str, Any] = kw, name: str = name) -> Measure:
+                    return run_wrk(server.url, cfg.out / "wrk", name + "-profile", seconds=s, **kw)
 
                 self.maybe_profile(db, size, server, scenario, m, again)
-        cs = cfg.ceiling_seconds
-        c = db.ceiling_reads(url, "read", ds.observation_keys, cfg.read_clients, workers, cs)
-        self.record(db, size, workers, "read", reads[0], c, reads[1], **common)
-        prepared = ceiling.prepare_searches(
-            "postgresql" if db.key == "pg" else "sqlite",
-            [search_params(p) for p in ds.patients],
-            "Observation",
-        )
-        c = db.ceiling_reads(url, "search", prepared, cfg.search_clients, workers, cs)
-        self.record(
-            db, size, workers, "search", searches[0], c, searches[1], patients=len(ds.patients), **common
-        )
-        e = db.prepare_everything(url, ds.big_patient)
-        c = db.ceiling_reads(url, "everything", e, cfg.everything_clients, workers, cs)
-        self.record(
-            db,
-            size,
-            workers,
-            "everything",
-            everything[0],
-            c,
-            everything[1],
-            patient_resources=ds.big_patient_resources,
-            outside=len(e.outside),
-            **common,
-        )
+            db.wait_idle(url)
+            c = run_ceiling()
+            self.record(db, size, workers, scenario, m, c, load, **common, **extra)
 
     def small(self, db: Backend, workers: int) -> None:
         """Fresh database: ingest the Synthea set once, reads and searches, then creates."""
@@ -553,13 +570,41 @@ class Bench:
             self.reads(db, url, "1M", w, data)
 
 
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several runs: a row (database, data, workers, scenario) of a later run
+    replaces the same row of an earlier one."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    loads: dict[str, dict[str, Any]] = {}
+    profiles: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for n, r in enumerate(runs):
+        for row in r.get("results", []):
+            key = (row["db"], row["size"], row["workers"], row["scenario"], row.get("variant", ""))
+            rows[key] = {**row, "run": n}
+        for ld in r.get("loads", []):
+            loads[ld["db"]] = ld
+        for p in r.get("profiles", []):
+            profiles[(p["db"], p["size"], p["workers"], p["scenario"], p.get("variant", ""))] = p
+    meta = dict(runs[0].get("meta", {}))
+    meta["runs"] = [
+        {k: r.get("meta", {}).get(k) for k in ("started", "finished", "load_avg_start", "commit")}
+        for r in runs
+    ]
+    return {
+        "meta": meta,
+        "results": list(rows.values()),
+        "loads": list(loads.values()),
+        "profiles": list(profiles.values()),
+    }
+
+
 @contextmanager
 def backends(args: argparse.Namespace, cfg: Config) -> Iterator[list[Backend]]:
     out: list[Backend] = []
+    settings = dict(kv.split("=", 1) for kv in args.pg_setting)
     names = [n.strip() for n in args.dbs.split(",") if n.strip()]
     if "pg" in names:
         with infra.postgres_cluster(args.pg_url) as admin:
-            out.append(Postgres(admin, cfg.suffix))
+            out.append(Postgres(admin, cfg.suffix, settings))
             if "sqlite" in names:
                 out.append(Sqlite(cfg.out / "sqlite", cfg.suffix))
             yield out
@@ -592,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", action="store_true", help="py-spy the server on scenarios that miss a target"
     )
+    ap.add_argument("--profile-workers", type=int, default=1, help="profile with this worker count only")
     ap.add_argument(
         "--max-load", type=float, default=0.8, help="wait (at most 5 min) for a lower load average first"
     )
@@ -602,12 +648,17 @@ def main(argv: list[str] | None = None) -> int:
         "--report", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown report to update"
     )
     ap.add_argument("--no-report", action="store_true", help="do not touch the Markdown report")
-    ap.add_argument("--report-from", type=Path, help="only rewrite the report from a results JSON file")
+    ap.add_argument(
+        "--report-from",
+        type=Path,
+        nargs="+",
+        help="only rewrite the report from results JSON files (rows of later files replace earlier ones)",
+    )
     args = ap.parse_args(argv)
 
     if args.report_from:
-        data = json.loads(args.report_from.read_text())
-        report.write(args.report, data, data.get("meta", {}), TARGETS)
+        data = merge([json.loads(f.read_text()) for f in args.report_from])
+        report.write(args.report, data, data["meta"], TARGETS)
         return 0
 
     quick = args.quick
