@@ -84,6 +84,8 @@ class Run:
 
 
 def missed(scenario: str, m: Measure) -> list[str]:
+    if m.ops == 0:  # nothing answered within the run: every target is missed
+        return [metric for metric, _, _ in TARGETS.get(scenario, [])]
     out = []
     values = {"rate": m.rate, "p95_ms": m.p95_ms, "p99_ms": m.p99_ms}
     for metric, bound, minimum in TARGETS.get(scenario, []):
@@ -579,7 +581,15 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for n, r in enumerate(runs):
         for row in r.get("results", []):
             key = (row["db"], row["size"], row["workers"], row["scenario"], row.get("variant", ""))
-            rows[key] = {**row, "run": n}
+            srv = row["server"]
+            m = Measure(
+                srv["ops"], srv["seconds"], srv["p50_ms"], srv["p95_ms"], srv["p99_ms"], units=srv["units"]
+            )
+            rows[key] = {
+                **row,
+                "run": n,
+                "missed": missed(row["scenario"], m) if row["db"] == "PostgreSQL" else [],
+            }
         for ld in r.get("loads", []):
             loads[ld["db"]] = ld
         for p in r.get("profiles", []):
@@ -616,6 +626,13 @@ def backends(args: argparse.Namespace, cfg: Config) -> Iterator[list[Backend]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pg-url", help="admin URL of a PostgreSQL server (default: start a throwaway cluster)")
+    ap.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="what-if: ALTER DATABASE … SET NAME = VALUE on the bench databases (rows are labelled with it)",
+    )
     ap.add_argument(
         "--dbs", default="pg,sqlite", help="databases to run: pg, sqlite or both (default pg,sqlite)"
     )
