@@ -45,6 +45,7 @@ class StoredResource:
     content: bytes  # JSON; for a deletion, the last live content
     rid: int = 0  # the store's internal row id (stable across versions)
     method: str = ""  # POST / PUT / PATCH / DELETE (history only)
+    patient: str | None = None  # the patient compartment (partition key), when the store knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,13 @@ class ResourceStore(Protocol):
         count: int,
         cursor: str | None,
     ) -> HistoryPage: ...
+
+    async def relations(
+        self, patient: str, actors: Sequence[str], *, now_us: int
+    ) -> list[tuple[str, str | None, int | None]]:
+        """Live access relations (kind, categories, expiry) between ``actors`` and ``patient``,
+        including those that concern every actor (``*``, e.g. a refusal of emergency access)."""
+        ...
 
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]: ...
 

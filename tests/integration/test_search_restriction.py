@@ -1,8 +1,8 @@
 """The access policy's search restriction compiled into SQL (ADR 0007), on SQLite and PostgreSQL.
 
-Relations are written straight into ``idx_relation`` here (their derivation at write time is
-tested in ``tests/unit/domain/test_relations.py``); the point is that matches, totals, chains
-and ``_has`` only ever see the rows the restriction lets through.
+Relations come from real resources (care teams, an encounter, a blocking consent), derived at
+write time into ``idx_relation``; the point is that matches, totals, chains and ``_has`` only
+ever see the rows the restriction lets through, on every store.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from hygie.fhir.interactions import FhirService
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 from hygie.fhir.search import parse_search
-from hygie.stores.memory import MemoryResourceStore
 
 pytestmark = pytest.mark.anyio
 
@@ -62,31 +61,19 @@ def doc(
     return resource
 
 
-async def relate(
-    service: FhirService, kind: str, patient: str, actor: str, expires: int | None = None
-) -> None:
-    inner: Any = service.store.inner  # the SQL store under the Binary wrapper
-    if hasattr(inner, "pool"):
-        await inner.pool.execute(
-            "INSERT INTO idx_relation (rid, res_type, param, patient, actor, categories, expires) "
-            "VALUES (0, 'Test', $1, $2, $3, NULL, $4)",
-            kind,
-            patient,
-            actor,
-            expires,
-        )
-    else:
-        inner.writer.execute(
-            "INSERT INTO idx_relation (rid, res_type, param, patient, actor, categories, expires) "
-            "VALUES (0, 'Test', ?, ?, ?, NULL, ?)",
-            (kind, patient, actor, expires),
-        )
+def care_team(tid: str, patient: str, member: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CareTeam",
+        "id": tid,
+        "status": "active",
+        "subject": {"reference": f"Patient/{patient}"},
+        "participant": [{"member": {"reference": member}}],
+    }
 
 
 @pytest.fixture
 async def world(service: FhirService) -> FhirService:
-    if isinstance(service.store.inner, MemoryResourceStore):  # type: ignore[attr-defined]
-        pytest.skip("the in-memory twin applies restrictions once the policy is wired (trust core)")
+    """Relations come from real resources, derived on write (domain/relations.py)."""
     for pid in ("claire", "paul", "lea"):
         await put(service, {"resourceType": "Patient", "id": pid, "gender": "female"})
         await put(service, obs(f"o-{pid}", pid))
@@ -94,10 +81,54 @@ async def world(service: FhirService) -> FhirService:
     await put(service, doc("d-report", "claire", "10"))
     await put(service, doc("d-masked", "claire", "11", masked=True, author="Practitioner/other"))
     await put(service, doc("d-own-masked", "claire", "11", masked=True, author="Practitioner/gp"))
-    await relate(service, "care_team", "claire", "Practitioner/gp")
-    await relate(service, "encounter", "paul", "Practitioner/gp", expires=NOW - 1)  # expired
-    await relate(service, "care_team", "lea", "Practitioner/gp")
-    await relate(service, "block", "lea", "Practitioner/gp")
+    await put(service, care_team("ct-claire", "claire", "Practitioner/gp"))
+    await put(
+        service,
+        {  # an encounter long over: its relation has expired
+            "resourceType": "Encounter",
+            "id": "e-paul",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/paul"},
+            "period": {"start": "2020-01-01", "end": "2020-01-02"},
+            "participant": [{"individual": {"reference": "Practitioner/gp"}}],
+        },
+    )
+    await put(service, care_team("ct-lea", "lea", "Practitioner/gp"))
+    await put(
+        service,
+        {  # Léa blocks the GP: the block wins over the care team
+            "resourceType": "Consent",
+            "id": "c-lea",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/lea"},
+            "provision": {
+                "type": "deny",
+                "actor": [
+                    {
+                        "role": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "IRCP",
+                                }
+                            ]
+                        },
+                        "reference": {"reference": "Practitioner/gp"},
+                    }
+                ],
+            },
+        },
+    )
     return service
 
 
@@ -145,3 +176,14 @@ async def test_chains_and_has_cannot_reveal_hidden_rows(world: FhirService) -> N
 
 async def test_anonymous_sees_nothing(world: FhirService) -> None:
     assert await found(world, Principal("anonymous"), "Practitioner", []) == []
+
+
+async def test_relations_are_derived_on_write_and_replaced_on_update(world: FhirService) -> None:
+    kinds = {k for k, _, _ in await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW)}
+    assert kinds == {"care_team", "block"}
+    assert await world.store.relations("paul", ["Practitioner/gp"], now_us=NOW) == []  # expired
+    await put(world, {**care_team("ct-lea", "lea", "Practitioner/someone-else")})
+    kinds = {k for k, _, _ in await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW)}
+    assert kinds == {"block"}
+    await route(world, FhirRequest("DELETE", "Consent/c-lea"))
+    assert await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW) == []

@@ -38,6 +38,7 @@ __all__ = [
     "NumberRow",
     "QuantityRow",
     "ReferenceRow",
+    "RelationRow",
     "StringRow",
     "TokenRow",
     "UriRow",
@@ -60,6 +61,8 @@ QuantityRow = tuple[str, float, str | None, str | None, str | None, float | None
 NumberRow = tuple[str, float]
 # (param, value)
 UriRow = tuple[str, str]
+# (kind, patient, actor, categories (comma-separated) or None, expires µs or None)
+RelationRow = tuple[str, str, str, str | None, int | None]
 # (param, system1, code1, system2, code2, number2, low2, high2, string2)
 # A composite's first component is a token (the code); the second is one of token (system2/code2),
 # quantity (number2 with system2/code2 = unit system/code), date (low2/high2) or string (string2).
@@ -80,5 +83,7 @@ class IndexEntries:
     numbers: list[NumberRow] = field(default_factory=list)
     uris: list[UriRow] = field(default_factory=list)
     composites: list[CompositeRow] = field(default_factory=list)
+    # access relations the resource establishes (domain/relations.py; ADR 0007)
+    relations: list[RelationRow] = field(default_factory=list)
     # Patient ids of every patient compartment the resource is in (first = partition key).
     compartments: list[str] = field(default_factory=list)

@@ -26,6 +26,7 @@ import jsonpatch
 import orjson
 
 from hygie.domain.access import AccessPolicy, AccessRequest, AllowAllPolicy, Caller, Interaction
+from hygie.domain.relations import relations_from
 from hygie.fhir import resources as res
 from hygie.fhir.indexing import extract_index
 from hygie.fhir.outcome import (
@@ -194,6 +195,10 @@ class FhirService:
         content = res.stamp(resource, id, version, ts)
         stamped = {**resource, "id": id}
         index = extract_index(stamped)
+        index.relations = [
+            (r.kind, r.patient, r.actor, ",".join(r.categories) if r.categories else None, r.expires_us)
+            for r in relations_from(stamped)
+        ]
         patient = index.compartments[0] if index.compartments else None
         return WriteOp(resource_type, id, version, ts, content, index, method, False, patient)
 

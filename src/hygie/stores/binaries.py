@@ -152,6 +152,11 @@ class BinaryOffloadingStore:
         page.entries = await self._inflate_all(page.entries)
         return page
 
+    async def relations(
+        self, patient: str, actors: Sequence[str], *, now_us: int
+    ) -> list[tuple[str, str | None, int | None]]:
+        return await self.inner.relations(patient, actors, now_us=now_us)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         async with self.inner.transaction() as tx:

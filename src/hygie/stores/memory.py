@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cmp_to_key
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hygie.fhir.definitions import compartment_definition
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN, IndexEntries
@@ -46,6 +46,9 @@ from hygie.fhir.search import (
 from hygie.ports import HistoryPage, ResourceKey, SearchPage, StoredResource, StoreTransaction, WriteOp
 from hygie.stores import sql
 
+if TYPE_CHECKING:
+    from hygie.domain.policy import SearchRestriction
+
 __all__ = ["MemoryResourceStore"]
 
 _STRING_MAX = "\U0010ffff"
@@ -61,6 +64,7 @@ _KIND_FIELD = {
     "number": "numbers",
     "uri": "uris",
     "composite": "composites",
+    "relation": "relations",
 }
 
 Row = tuple[Any, ...]  # one index row without its leading param
@@ -95,7 +99,14 @@ class _Resource:
 
     def stored(self) -> StoredResource:
         return StoredResource(
-            self.resource_type, self.id, self.version, self.last_updated, self.deleted, self.content, self.rid
+            self.resource_type,
+            self.id,
+            self.version,
+            self.last_updated,
+            self.deleted,
+            self.content,
+            self.rid,
+            patient=self.patient,
         )
 
     def rows(self, kind: str, param: str) -> list[Row]:
@@ -125,6 +136,7 @@ class _Version:
             self.content,
             self.rid,
             self.method,
+            patient=self.patient,
         )
 
 
@@ -277,9 +289,76 @@ Predicate = Callable[[_Resource], bool]
 class _Evaluator:
     """Compiles criteria to predicates over the resources of one view."""
 
-    def __init__(self, view: Mapping[ResourceKey, _Resource], now_us: int) -> None:
+    def __init__(
+        self, view: Mapping[ResourceKey, _Resource], now_us: int, restriction: SearchRestriction | None = None
+    ) -> None:
         self.view = view
         self.now_us = now_us
+        self.allowed = self._restriction(restriction)
+
+    def _related(self, actor: str, kinds: frozenset[str]) -> set[str]:
+        """Patients linked to ``actor`` by a live relation of one of ``kinds`` (idx_relation's twin)."""
+        out: set[str] = set()
+        for r in self.live():
+            for kind, rows in r.index.get("relation", {}).items():
+                if kind in kinds:
+                    out.update(
+                        row[0] for row in rows if row[1] == actor and (row[3] is None or row[3] > self.now_us)
+                    )
+        return out
+
+    def _restriction(self, res: SearchRestriction | None) -> Predicate:
+        """The access policy's restriction, as stores/restriction.py compiles it to SQL."""
+        if res is None:
+            return lambda r: True
+        if res.nothing:
+            return lambda r: False
+        fixed = res.patients
+        related = (
+            self._related(res.relation_actor, res.relation_kinds or frozenset({"care_team"}))
+            if (res.relation_actor is not None)
+            else None
+        )
+        restricted = fixed is not None or related is not None
+        blocked = (
+            self._related(res.blocked_for_actor, frozenset({"block"})) if res.blocked_for_actor else set()
+        )
+        keep_related = (
+            self._related(res.relation_actor, res.unless_relation)
+            if res.unless_relation and res.relation_actor
+            else set()
+        )
+        author = (
+            tuple(res.unless_author.split("/", 1)) if res.unless_author and "/" in res.unless_author else None
+        )
+
+        def ok(r: _Resource) -> bool:
+            if restricted:
+                member = (
+                    (fixed is not None and r.patient in fixed)
+                    or (related is not None and r.patient in related)
+                    or (r.patient is not None and r.patient in res.extra_patients)
+                    or (res.outside_compartments and r.patient is None)
+                )
+                if not member:
+                    return False
+            if r.patient is not None and r.patient in blocked:
+                return False
+            if res.exclude_labels:
+                labels = {row[1] for p in ("_security", "security-label") for row in r.rows("token", p)}
+                if labels & res.exclude_labels:
+                    authored = author is not None and any(
+                        (row[0], row[1]) == author for row in r.rows("reference", "author")
+                    )
+                    if not (authored or r.patient in keep_related):
+                        return False
+            if res.categories is not None and r.resource_type == "DocumentReference":
+                categories = {row[1] for row in r.rows("token", "category")}
+                if categories and not (categories & res.categories):
+                    return False
+            return True
+
+        return ok
 
     def live(self, resource_type: str | None = None) -> Iterator[_Resource]:
         for r in self.view.values():
@@ -290,10 +369,12 @@ class _Evaluator:
         preds = [self.criterion(c) for c in query.criteria]
         rtype = query.resource_type
 
+        allowed = self.allowed
+
         def matches(r: _Resource) -> bool:
             if r.deleted or (rtype is not None and r.resource_type != rtype):
                 return False
-            return all(p(r) for p in preds)
+            return allowed(r) and all(p(r) for p in preds)
 
         return matches
 
@@ -321,7 +402,7 @@ class _Evaluator:
         targets: set[tuple[str | None, str | None]] = set()
         for h in self.live(has_type):
             rows = h.rows("reference", has_param)
-            if rows and pred(h):
+            if rows and self.allowed(h) and pred(h):
                 targets.update((row[0], row[1]) for row in rows)
         return lambda r: (r.resource_type, r.id) in targets
 
@@ -329,7 +410,7 @@ class _Evaluator:
         inner, target = crit.chain, crit.chain_target
         assert inner is not None and target is not None
         pred = self.criterion(inner)
-        matching = {h.id for h in self.live(target) if pred(h)}
+        matching = {h.id for h in self.live(target) if self.allowed(h) and pred(h)}
         any_type = crit.resource_type == "Resource"
 
         def chained(r: _Resource) -> bool:
@@ -529,7 +610,7 @@ class MemoryResourceStore:
     def _matching(
         self, view: Mapping[ResourceKey, _Resource], query: SearchQuery, now_us: int
     ) -> Iterable[_Resource]:
-        pred = _Evaluator(view, now_us).query(query)
+        pred = _Evaluator(view, now_us, query.restriction).query(query)
         return (r for r in view.values() if pred(r))
 
     def _keys(
@@ -550,12 +631,22 @@ class MemoryResourceStore:
                 continue
             sort_values = tuple(_sort_value(r, k) for k in keys)
             rows.append(
-                (r.rid, r.resource_type, r.id, r.version, r.last_updated, r.deleted, r.content, *sort_values)
+                (
+                    r.rid,
+                    r.resource_type,
+                    r.id,
+                    r.version,
+                    r.last_updated,
+                    r.deleted,
+                    r.content,
+                    r.patient,
+                    *sort_values,
+                )
             )
         nkeys = len(keys)
 
         def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
-            return (*row[7 : 7 + nkeys], row[0])
+            return (*row[sql.SORT_OFFSET : sql.SORT_OFFSET + nkeys], row[0])
 
         def order(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
             return _compare(key_of(a), key_of(b), descs)
@@ -641,6 +732,20 @@ class MemoryResourceStore:
         found.sort(key=lambda r: r.rid)
         return [r.stored() for r in found[: max(limit, 0)]]
 
+    async def relations(
+        self, patient: str, actors: Sequence[str], *, now_us: int
+    ) -> list[tuple[str, str | None, int | None]]:
+        wanted = {*actors, "*"}
+        out: list[tuple[str, str | None, int | None]] = []
+        for resource in self._resources.values():
+            if resource.deleted:
+                continue
+            for kind, rows in resource.index.get("relation", {}).items():
+                for rel_patient, actor, categories, expires in rows:
+                    if rel_patient == patient and actor in wanted and (expires is None or expires > now_us):
+                        out.append((kind, categories, expires))
+        return out
+
     async def history(
         self,
         resource_type: str | None,
@@ -700,4 +805,4 @@ class MemoryResourceStore:
 
 
 def _stored_from_row(r: Sequence[Any]) -> StoredResource:
-    return StoredResource(r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]), r[0])
+    return sql.stored_from_row(r)

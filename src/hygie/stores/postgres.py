@@ -34,6 +34,7 @@ _ARRAY_TYPES: dict[str, tuple[str, ...]] = {
     "idx_quantity": ("bigint", "text", "text", "float8", "text", "text", "text", "float8", "text"),
     "idx_number": ("bigint", "text", "text", "float8"),
     "idx_uri": ("bigint", "text", "text", "text"),
+    "idx_relation": ("bigint", "text", "text", "text", "text", "text", "bigint"),
     "idx_composite": (
         "bigint",
         "text",
@@ -61,7 +62,7 @@ _INSERTS = {table: _insert_sql(table) for table in sql.INDEX_TABLES}
 
 
 def _row(r: Sequence[Any]) -> StoredResource:
-    return StoredResource(r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]), r[0])
+    return sql.stored_from_row(r)
 
 
 class _PgTransaction:
@@ -164,7 +165,8 @@ class _PgTransaction:
                 "WITH a AS (DELETE FROM idx_token WHERE rid = $1), b AS (DELETE FROM idx_string WHERE rid = $1), "
                 "c AS (DELETE FROM idx_date WHERE rid = $1), d AS (DELETE FROM idx_reference WHERE rid = $1), "
                 "e AS (DELETE FROM idx_quantity WHERE rid = $1), f AS (DELETE FROM idx_number WHERE rid = $1), "
-                "g AS (DELETE FROM idx_uri WHERE rid = $1) DELETE FROM idx_composite WHERE rid = $1",
+                "g AS (DELETE FROM idx_uri WHERE rid = $1), h AS (DELETE FROM idx_relation WHERE rid = $1) "
+                "DELETE FROM idx_composite WHERE rid = $1",
                 rid,
             )
         else:
@@ -246,7 +248,9 @@ class PostgresResourceStore:
         )
         if row is None:
             return None
-        return StoredResource(row[1], row[2], row[3], row[4], bool(row[5]), bytes(row[6]), row[0], row[7])
+        return StoredResource(
+            row[1], row[2], row[3], row[4], bool(row[5]), bytes(row[6]), row[0], row[8], patient=row[7]
+        )
 
     async def read_many(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
         if not keys:
@@ -300,7 +304,7 @@ class PostgresResourceStore:
         if not keys:
             return []
         rows = await self.pool.fetch(
-            "SELECT DISTINCT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content "
+            "SELECT DISTINCT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content, r.patient "
             "FROM idx_reference x JOIN unnest($1::text[], $2::text[]) AS k(t, i) "
             "ON x.target_type = k.t AND x.target_id = k.i JOIN resources r ON r.rid = x.rid "
             f"WHERE x.res_type = $3 AND x.param = $4 AND r.deleted = FALSE ORDER BY r.rid LIMIT {int(limit)}",
@@ -331,6 +335,13 @@ class PostgresResourceStore:
         text = sql.compile_history(p, resource_type, id, since_us, count + 1, cursor)
         rows = await self.pool.fetch(text, *p.args)
         return sql.history_page(rows, count, cursor)
+
+    async def relations(
+        self, patient: str, actors: Sequence[str], *, now_us: int
+    ) -> list[tuple[str, str | None, int | None]]:
+        p = Params(_DIALECT)
+        text = sql.compile_relations(p, patient, actors, now_us)
+        return [(r[0], r[1], r[2]) for r in await self.pool.fetch(text, *p.args)]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:

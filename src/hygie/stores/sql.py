@@ -13,6 +13,7 @@ index tables keyed by the resource's internal ``rid``)::
     idx_number(rid, res_type, param, value)
     idx_uri(rid, res_type, param, value)
     idx_composite(rid, res_type, param, system1, code1, system2, code2, number2, low2, high2, string2)
+    idx_relation(rid, res_type, param, patient, actor, categories, expires)   -- access relations (ADR 0007)
 
 ``patient`` is the partition key (the first patient compartment of the resource). ``rid`` grows
 with each new resource: it orders results by default and bounds paging snapshots.
@@ -75,6 +76,7 @@ INDEX_TABLES: dict[str, tuple[str, ...]] = {
     "idx_number": ("param", "value"),
     "idx_uri": ("param", "value"),
     "idx_composite": ("param", "system1", "code1", "system2", "code2", "number2", "low2", "high2", "string2"),
+    "idx_relation": ("param", "patient", "actor", "categories", "expires"),
 }
 
 _ENTRY_FIELD = {
@@ -86,6 +88,7 @@ _ENTRY_FIELD = {
     "idx_number": "numbers",
     "idx_uri": "uris",
     "idx_composite": "composites",
+    "idx_relation": "relations",
 }
 
 _KIND_TABLE = {
@@ -189,7 +192,7 @@ def schema_statements(dialect: str) -> list[str]:
 
 
 # every table of the resource store and its derived indexes (tests empty them between runs)
-STORE_TABLES: tuple[str, ...] = ("resources", "history", *INDEX_TABLES, "idx_relation")
+STORE_TABLES: tuple[str, ...] = ("resources", "history", *INDEX_TABLES)
 
 
 def relation_schema_statements(dialect: str) -> list[str]:
@@ -518,7 +521,13 @@ def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     return " AND ".join(conds)
 
 
-RESOURCE_COLUMNS = "rid, res_type, res_id, version, last_updated, deleted, content"
+RESOURCE_COLUMNS = "rid, res_type, res_id, version, last_updated, deleted, content, patient"
+SORT_OFFSET = 8  # sort-key columns follow the resource columns in a search row
+
+
+def stored_from_row(r: Sequence[Any]) -> StoredResource:
+    """A StoredResource from a row of RESOURCE_COLUMNS (every store reads rows this way)."""
+    return StoredResource(r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]), r[0], patient=r[7])
 
 
 def compile_search(
@@ -587,7 +596,7 @@ def page_from_rows(
     snap = cursor.snapshot if cursor else None
 
     def keys_of(r: Sequence[Any]) -> tuple[Any, ...]:
-        return (*r[7 : 7 + nkeys], r[0])
+        return (*r[SORT_OFFSET : SORT_OFFSET + nkeys], r[0])
 
     next_cursor = prev_cursor = None
     if rows:
@@ -631,6 +640,14 @@ def compile_compartment(
     return (
         f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')} FROM resources r WHERE {' AND '.join(conds)} "
         f"ORDER BY r.rid LIMIT {int(limit)}"
+    )
+
+
+def compile_relations(p: Params, patient: str, actors: Sequence[str], now_us: int) -> str:
+    """Live access relations between ``actors`` (and everyone, ``*``) and one patient."""
+    return (
+        f"SELECT param, categories, expires FROM idx_relation WHERE patient = {p(patient)} "
+        f"AND actor IN ({in_list(p, [*actors, '*'])}) AND (expires IS NULL OR expires > {p(now_us)})"
     )
 
 

@@ -26,15 +26,7 @@ _DIALECT = "sqlite"
 
 
 def _row(r: Sequence[Any]) -> StoredResource:
-    return StoredResource(
-        resource_type=r[1],
-        id=r[2],
-        version=r[3],
-        last_updated=r[4],
-        deleted=bool(r[5]),
-        content=bytes(r[6]),
-        rid=r[0],
-    )
+    return sql.stored_from_row(r)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -166,7 +158,9 @@ class SqliteResourceStore:
         ).fetchone()
         if row is None:
             return None
-        return StoredResource(row[1], row[2], row[3], row[4], bool(row[5]), bytes(row[6]), row[0], row[7])
+        return StoredResource(
+            row[1], row[2], row[3], row[4], bool(row[5]), bytes(row[6]), row[0], row[8], patient=row[7]
+        )
 
     async def read_many(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
         out: list[StoredResource] = []
@@ -221,7 +215,7 @@ class SqliteResourceStore:
         p = Params(_DIALECT)
         ors = " OR ".join(f"(x.target_type = {p(t)} AND x.target_id = {p(i)})" for t, i in keys)
         text = (
-            f"SELECT DISTINCT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content "
+            f"SELECT DISTINCT r.rid, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content, r.patient "
             f"FROM idx_reference x JOIN resources r ON r.rid = x.rid WHERE x.res_type = {p(source_type)} "
             f"AND x.param = {p(param)} AND r.deleted = 0 AND ({ors}) ORDER BY r.rid LIMIT {int(limit)}"
         )
@@ -247,6 +241,13 @@ class SqliteResourceStore:
         text = sql.compile_history(p, resource_type, id, since_us, count + 1, cursor)
         rows = self._reader.execute(text, p.args).fetchall()
         return sql.history_page(rows, count, cursor)
+
+    async def relations(
+        self, patient: str, actors: Sequence[str], *, now_us: int
+    ) -> list[tuple[str, str | None, int | None]]:
+        p = Params(_DIALECT)
+        text = sql.compile_relations(p, patient, actors, now_us)
+        return [(r[0], r[1], r[2]) for r in self._reader.execute(text, p.args).fetchall()]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
