@@ -224,7 +224,16 @@ class PostgresResourceStore:
         dsn = url.replace("postgresql+psycopg://", "postgresql://").replace(
             "postgresql+asyncpg://", "postgresql://"
         )
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, statement_cache_size=512)
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            statement_cache_size=512,
+            # search SQL is prepared once and run with very different values (one patient's
+            # references vs. every vital sign): a generic plan chosen after five runs can be
+            # thousands of times slower, so plan each execution for its values
+            server_settings={"plan_cache_mode": "force_custom_plan"},
+        )
         assert pool is not None
         return cls(pool)
 

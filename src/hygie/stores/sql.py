@@ -392,6 +392,8 @@ def criterion_sql(
     now_us: int,
     counter: list[int],
     restriction: SearchRestriction | None = None,
+    *,
+    driver: bool = True,
 ) -> str:
     """A boolean SQL condition on the resource row ``alias`` for one criterion.
 
@@ -436,14 +438,23 @@ def criterion_sql(
         guard = restriction_sql(p, restriction, t, now_us) if restriction is not None else None
         return head + inner_sql + (f" AND {guard}" if guard else "") + ")"
     table = _KIND_TABLE[crit.kind]
-    base = f"SELECT {sub}.rid FROM {table} {sub} WHERE {_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)}"
-    if crit.modifier == "missing":
-        op = "NOT IN" if crit.missing else "IN"
-        return f"{alias}.rid {op} ({base})"
-    ors = [_value_cond(p, crit, v, sub, now_us) for v in crit.values]
-    cond = ors[0] if len(ors) == 1 else "(" + " OR ".join(ors) + ")"
-    op = "NOT IN" if crit.negate else "IN"
-    return f"{alias}.rid {op} ({base} AND {cond})"
+    where = f"{_type_filter(p, sub, crit.resource_type)} AND {sub}.param = {p(crit.param)}"
+    cond: str | None = None
+    if crit.modifier != "missing":
+        ors = [_value_cond(p, crit, v, sub, now_us) for v in crit.values]
+        cond = ors[0] if len(ors) == 1 else "(" + " OR ".join(ors) + ")"
+    absent = crit.missing if cond is None else crit.negate
+    if not driver:
+        # a correlated probe through the (rid, param) index: never materialises a large value set
+        # (e.g. every vital-sign observation) when another criterion already narrowed the rows
+        probe = f"SELECT 1 FROM {table} {sub} WHERE {sub}.rid = {alias}.rid AND {where}"
+        if cond is not None:
+            probe += f" AND {cond}"
+        return f"{'NOT ' if absent else ''}EXISTS ({probe})"
+    base = f"SELECT {sub}.rid FROM {table} {sub} WHERE {where}"
+    if cond is not None:
+        base += f" AND {cond}"
+    return f"{alias}.rid {'NOT IN' if absent else 'IN'} ({base})"
 
 
 def _sort_expr(p: Params, key: SortKey, alias: str) -> str:
@@ -508,12 +519,48 @@ def decode_cursor(text: str) -> Cursor:
         ) from exc
 
 
+def _selectivity(crit: Criterion) -> int:
+    """How narrow a criterion usually is (higher: fewer rows), to pick the one that drives."""
+    if crit.negate or crit.modifier == "missing" or crit.kind in ("has", "lastUpdated"):
+        return 0
+    if crit.kind == "id":
+        return 100
+    if crit.chain is not None:
+        return 10
+    if crit.kind == "reference":
+        return (
+            90 if all(isinstance(v, ReferenceValue) and (v.target_id or v.url) for v in crit.values) else 10
+        )
+    if crit.kind == "token":
+        specific = all(isinstance(v, TokenValue) and v.system and v.code for v in crit.values)
+        return 60 if specific or crit.param.endswith((":identifier", "identifier")) else 30
+    if crit.kind == "string":
+        return 50 if crit.modifier == "exact" else 40
+    if crit.kind in ("uri", "composite", "quantity", "number"):
+        return 35
+    return 20  # dates: usually wide ranges
+
+
+def _driver(criteria: list[Criterion]) -> int | None:
+    """The criterion that selects the candidate rows (an IN list); the others probe them."""
+    best, best_score = None, 0
+    for i, crit in enumerate(criteria):
+        score = _selectivity(crit)
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
 def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     conds = [f"{alias}.deleted = {p.false()}"]
     if query.resource_type is not None:
         conds.append(f"{alias}.res_type = {p(query.resource_type)}")
     counter = [0]
-    conds.extend(criterion_sql(p, c, alias, now_us, counter, query.restriction) for c in query.criteria)
+    lead = _driver(query.criteria)
+    conds.extend(
+        criterion_sql(p, c, alias, now_us, counter, query.restriction, driver=(i == lead))
+        for i, c in enumerate(query.criteria)
+    )
     if query.restriction is not None:
         restricted = restriction_sql(p, query.restriction, alias, now_us)
         if restricted:
@@ -617,7 +664,12 @@ def page_from_rows(
 def compile_compartment(
     p: Params, patient_id: str, types: Sequence[str] | None, since_us: int | None, after_rid: int, limit: int
 ) -> str:
-    """Live resources of a patient's compartment, the Patient included, in rid order."""
+    """Live resources of a patient's compartment, the Patient included, in rid order.
+
+    The members are collected first (a materialised CTE over the reference index, a few hundred
+    or thousand rows) and only then joined to ``resources``: ordering by rid must not tempt the
+    planner into walking the whole table in rid order.
+    """
     groups: dict[tuple[str, ...], list[str]] = {}
     for rtype, params in compartment_definition().items():
         if types is None or rtype in types:
@@ -626,20 +678,21 @@ def compile_compartment(
         f"(x.res_type IN ({in_list(p, sorted(rtypes))}) AND x.param IN ({in_list(p, params)}))"
         for params, rtypes in sorted(groups.items())
     ]
-    member = f"(r.res_type = 'Patient' AND r.res_id = {p(patient_id)})"
+    members = f"SELECT r0.rid FROM resources r0 WHERE r0.res_type = 'Patient' AND r0.res_id = {p(patient_id)}"
     if branches:
-        member = (
-            f"({member} OR r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.target_type = 'Patient' "
-            f"AND x.target_id = {p(patient_id)} AND ({' OR '.join(branches)})))"
+        members += (
+            f" UNION SELECT x.rid FROM idx_reference x WHERE x.target_id = {p(patient_id)} "
+            f"AND x.target_type = 'Patient' AND ({' OR '.join(branches)})"
         )
-    conds = [f"r.deleted = {p.false()}", f"r.rid > {p(after_rid)}", member]
+    conds = [f"r.deleted = {p.false()}", f"r.rid > {p(after_rid)}"]
     if types is not None:
         conds.append(f"r.res_type IN ({in_list(p, list(types))})")
     if since_us is not None:
         conds.append(f"r.last_updated >= {p(since_us)}")
     return (
-        f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')} FROM resources r WHERE {' AND '.join(conds)} "
-        f"ORDER BY r.rid LIMIT {int(limit)}"
+        f"WITH m AS MATERIALIZED ({members}) "
+        f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')} FROM m JOIN resources r ON r.rid = m.rid "
+        f"WHERE {' AND '.join(conds)} ORDER BY r.rid LIMIT {int(limit)}"
     )
 
 

@@ -127,6 +127,10 @@ class SqliteResourceStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = _connect(self.path)
         self._reader = self._writer if self.path == ":memory:" else _connect(self.path)
+        if self.path != ":memory:":
+            # gather missing statistics at start-up as SQLite recommends (bounded by analysis_limit)
+            self._writer.execute("PRAGMA analysis_limit=400")
+            self._writer.execute("PRAGMA optimize=0x10002")
         self._lock = asyncio.Lock()
 
     @property
@@ -263,6 +267,11 @@ class SqliteResourceStore:
                 conn.execute("COMMIT")
 
     async def close(self) -> None:
+        # refresh the planner's statistics when they are stale (bounded work: analysis_limit);
+        # without them SQLite scans a whole type instead of starting from a patient's references
+        if self.path != ":memory:":
+            self._writer.execute("PRAGMA analysis_limit=400")
+            self._writer.execute("PRAGMA optimize")
         self._writer.close()
         if self._reader is not self._writer:
             self._reader.close()
