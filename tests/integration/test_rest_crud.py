@@ -341,3 +341,17 @@ async def test_binary_is_kept_in_the_blob_store_and_read_natively(
     raw = await service.store.inner.read("Binary", bid)
     assert b"blob-sha256" in raw.content
     assert binary["data"].encode() not in raw.content
+
+
+async def test_fhir_api_answers_cors(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/fhir/Patient", headers={"Origin": "https://app.example.fr", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
+    r = await client.get("/fhir/metadata", headers={"Origin": "https://app.example.fr"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "ETag" in r.headers["access-control-expose-headers"]
+    plain = await client.get("/fhir/metadata")
+    assert "access-control-allow-origin" not in plain.headers

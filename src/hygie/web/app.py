@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -36,9 +37,9 @@ async def home(_: Request) -> Response:
     return render("accueil.html", title="Accueil")
 
 
-def build_routes(runtime: Runtime) -> list[BaseRoute]:
+def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRoute]:
     assert runtime.auth is not None
-    fhir = FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
+    fhir = fhir or FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
     providers = providers_from_env()  # HYGIE_FEDERATION_PROVIDERS (JSON); none when unset
     oauth = OAuthWeb(
         runtime.auth,
@@ -62,20 +63,26 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
-    """Build the app; the store is opened at start-up (lifespan) unless a runtime is given."""
-    inner = _StartedLater()
+    """Build the app; the store is opened at start-up (lifespan) unless a runtime is given.
+
+    FHIR API requests (the hot path) go straight to :class:`FhirApi`, before any framework
+    routing or middleware; everything else (pages, OAuth, discovery, static files) goes through
+    Starlette.
+    """
+    front = _Front()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         rt = runtime or await open_runtime(settings or load_settings())
-        inner.app = Starlette(routes=build_routes(rt), middleware=[cors()])
+        front.fhir = FhirApi(rt.service, max_body_bytes=rt.settings.max_body_bytes)
+        front.pages = Starlette(routes=build_routes(rt, front.fhir), middleware=[cors()])
         try:
             yield
         finally:
             if runtime is None:
                 await rt.close()
 
-    return Starlette(routes=[Mount("", app=inner)], lifespan=lifespan)
+    return _Hygie(front, routes=[Mount("", app=front)], lifespan=lifespan)
 
 
 def cors() -> Middleware:
@@ -102,12 +109,35 @@ def cors() -> Middleware:
     )
 
 
-class _StartedLater:
-    """The routed app, created once the store is open (in the lifespan)."""
+class _Hygie(Starlette):
+    """The application object: FHIR requests skip even the outer framework layers."""
 
-    app: Starlette | None = None
+    def __init__(self, front: _Front, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front = front
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.app is None:
+        fhir = self.front.fhir
+        if fhir is not None and scope["type"] == "http" and _is_fhir(scope["path"]):
+            await fhir(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _is_fhir(path: str) -> bool:
+    return (path == "/fhir" or path.startswith("/fhir/")) and not path.startswith("/fhir/.well-known/")
+
+
+class _Front:
+    """Dispatches FHIR requests directly and the rest to the framework (both built at start-up)."""
+
+    fhir: FhirApi | None = None
+    pages: Starlette | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fhir is None or self.pages is None:
             raise RuntimeError("the application is not started (lifespan did not run)")
-        await self.app(scope, receive, send)
+        if _is_fhir(scope.get("path", "")):
+            await self.fhir(scope, receive, send)
+            return
+        await self.pages(scope, receive, send)

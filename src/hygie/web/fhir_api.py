@@ -35,6 +35,20 @@ Send = Callable[[Message], Awaitable[None]]
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
 CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
+# the CORS policy of the FHIR API (the same as web/app.py's for the other routes), answered here
+# because the FHIR API is served before the framework's middleware, on the hot path
+CORS_RESPONSE = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"Location, ETag, Last-Modified, Content-Location, X-Request-Id"),
+]
+CORS_PREFLIGHT = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+    "access-control-allow-headers": (
+        "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, X-Request-Id"
+    ),
+    "access-control-max-age": "600",
+}
 
 
 class PayloadTooLarge(FhirError):
@@ -106,6 +120,10 @@ class FhirApi:
         if path == self.prefix or path.startswith(self.prefix + "/"):
             path = path[len(self.prefix) :]
         path = unquote(path).strip("/")
+        cors = "origin" in headers
+        if method == "OPTIONS" and cors:
+            await self._preflight(send)
+            return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         try:
             body = await self._body(receive, headers) if method in ("POST", "PUT", "PATCH") else b""
@@ -120,10 +138,21 @@ class FhirApi:
             response = FhirResponse(
                 500, operation_outcome([Issue("exception", "internal error; the incident was logged")])
             )
-        await self._send(send, response, method == "HEAD", request_id)
+        await self._send(send, response, method == "HEAD", request_id, cors)
 
     @staticmethod
-    async def _send(send: Send, response: FhirResponse, head: bool, request_id: str) -> None:
+    async def _preflight(send: Send) -> None:
+        """CORS preflight: any origin, bearer tokens, never credentials (as ``web/app.py``)."""
+        headers = [(k.encode(), v.encode()) for k, v in CORS_PREFLIGHT.items()]
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [*headers, (b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    async def _send(
+        send: Send, response: FhirResponse, head: bool, request_id: str, cors: bool = False
+    ) -> None:
         body: bytes
         if response.body is None:
             body = b""
@@ -132,6 +161,8 @@ class FhirApi:
         else:
             body = orjson.dumps(response.body)
         raw_headers = [(b"x-request-id", request_id.encode("latin-1"))]
+        if cors:
+            raw_headers.extend(CORS_RESPONSE)
         if response.media_type is not None:
             raw_headers.append((b"content-type", response.media_type.encode("latin-1")))
         elif body or response.status not in (204, 304):
