@@ -192,6 +192,41 @@ def machine_facts() -> dict[str, str]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": mem,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "commit": code_commit(),
+        "wrk": (wrk.stdout or wrk.stderr or "?").splitlines()[0].split(" [")[0],
+    }
+
+
+def pin_sources(ref: str, out: Path) -> Path:
+    """Extract ``src/`` of commit ``ref`` under ``out`` and return that ``src`` folder."""
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    folder = out / f"src-{sha}"
+    if not (folder / "src" / "hygie").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", sha, "src"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    (folder / "COMMIT").write_text(sha + "\n")
+    return folder / "src"
+
+
+def code_commit() -> str:
+    """The commit of the hygie code this process imports (a pinned copy, or the work tree)."""
+    import hygie  # noqa: PLC0415
+
+    pinned = Path(hygie.__file__).resolve().parents[2] / "COMMIT"
+    if pinned.exists():
+        return pinned.read_text().strip() + " (pinned copy of src/)"
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -201,16 +236,7 @@ def machine_facts() -> dict[str, str]:
         text=True,
         check=False,
     ).stdout.strip()
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": mem,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "commit": commit + (" (src/ has uncommitted changes)" if dirty else ""),
-        "wrk": (wrk.stdout or wrk.stderr or "?").splitlines()[0].split(" [")[0],
-    }
+    return commit + (" (work tree: src/ has uncommitted changes)" if dirty else "")
 
 
 def ensure_wrk() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -634,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
         help="what-if: ALTER DATABASE … SET NAME = VALUE on the bench databases (rows are labelled with it)",
     )
     ap.add_argument(
+        "--pin",
+        metavar="REF",
+        help="run the server (and the ceilings) on the src/ of this commit, extracted under bench/out, "
+        "so that edits of the work tree during the run do not change the code measured",
+    )
+    ap.add_argument(
         "--dbs", default="pg,sqlite", help="databases to run: pg, sqlite or both (default pg,sqlite)"
     )
     ap.add_argument(
@@ -672,6 +679,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only rewrite the report from results JSON files (rows of later files replace earlier ones)",
     )
     args = ap.parse_args(argv)
+    if args.pin and not os.environ.get("HYGIE_BENCH_PINNED"):
+        src = infra.pin_sources(args.pin, args.out.resolve())
+        env = {**os.environ, "HYGIE_BENCH_PINNED": src.parent.name, "PYTHONPATH": str(src)}
+        infra.log(f"pinned the server's code to {args.pin}: {src}")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     if args.report_from:
         data = merge([json.loads(f.read_text()) for f in args.report_from])
