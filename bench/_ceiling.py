@@ -3,7 +3,8 @@
 Everything FHIR (reference resolution, ``stamp``, ``extract_index``, the search compiler, the
 ``$everything`` reference walk) runs once, offline, in the ``prepare_*`` functions; the timed
 loops only send prepared statements and arguments to the database. PostgreSQL is driven
-through asyncpg with the server's pool size, SQLite through ``sqlite3`` with the server's
+through the server's own asyncpg pool (``PostgresResourceStore.connect``: same session settings,
+statement cache and reset on release) with the server's pool size, SQLite through ``sqlite3`` with the server's
 pragmas, one process per server worker for reads and a single writer for writes.
 """
 
@@ -28,7 +29,7 @@ from hygie.fhir.operations.everything import _references
 from hygie.fhir.resources import new_id, stamp
 from hygie.fhir.search import parse_search
 from hygie.stores import sql
-from hygie.stores.postgres import _INSERTS
+from hygie.stores.postgres import _INSERTS, PostgresResourceStore
 from hygie.stores.sqlite import _connect
 
 RESOURCE_COLUMNS = sql.RESOURCE_COLUMNS
@@ -138,8 +139,9 @@ async def _pg_loop(
     max_ops: int,
     op: Callable[[asyncpg.Pool, int], Awaitable[int]],
 ) -> Measure:
-    pool = await asyncpg.create_pool(url, min_size=pool_size, max_size=pool_size, statement_cache_size=512)
-    assert pool is not None
+    # the server's own pool: same session settings (plan_cache_mode…), statement cache and reset
+    store = await PostgresResourceStore.connect(url, min_size=pool_size, max_size=pool_size)
+    pool = store.pool
     latencies: list[float] = []
     units = [0]
     errors = [0]
