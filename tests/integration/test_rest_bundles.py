@@ -257,3 +257,16 @@ async def test_conditional_create_matching_an_earlier_entry_of_the_same_transact
     assert r.status_code == 200, r.text
     assert [e["response"]["status"] for e in r.json()["entry"]] == ["201", "200"]
     assert (await client.get("/fhir/Patient", params={"identifier": "urn:test|77"})).json()["total"] == 1
+
+
+async def test_a_read_in_a_transaction_sees_its_writes(client: httpx.AsyncClient) -> None:
+    bundle = tx(
+        [
+            {"resource": {**PATIENT, "id": "fresh"}, "request": {"method": "PUT", "url": "Patient/fresh"}},
+            {"request": {"method": "GET", "url": "Patient/fresh"}},
+        ]
+    )
+    r = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    assert [e["response"]["status"] for e in r.json()["entry"]] == ["201", "200"]
+    assert r.json()["entry"][1]["resource"]["id"] == "fresh"

@@ -355,3 +355,39 @@ async def test_fhir_api_answers_cors(client: httpx.AsyncClient) -> None:
     assert "ETag" in r.headers["access-control-expose-headers"]
     plain = await client.get("/fhir/metadata")
     assert "access-control-allow-origin" not in plain.headers
+
+
+async def test_failing_patch_names_the_operation_without_echoing_the_record(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create(client, patient())
+    ops = [{"op": "replace", "path": "/gender", "value": "other"}, {"op": "remove", "path": "/telecom/3"}]
+    r = await client.patch(
+        f"/fhir/Patient/{created['id']}",
+        content=orjson.dumps(ops),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert r.status_code == 422
+    text = r.json()["issue"][0]["diagnostics"]
+    assert "operation 1 (remove /telecom/3)" in text
+    assert "285044523412351" not in r.text
+
+
+async def test_a_lost_blob_is_an_error_not_an_empty_binary(client: httpx.AsyncClient, service: Any) -> None:
+    import base64
+
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "text/plain",
+        "data": base64.b64encode(b"bonjour").decode(),
+    }
+    bid = (await client.post("/fhir/Binary", json=binary, headers=FHIR_JSON)).json()["id"]
+    service.store.blobs.blobs.clear()  # the test's in-memory blob store loses everything
+    r = await client.get(f"/fhir/Binary/{bid}")
+    assert r.status_code == 500
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_percent_encoded_ids_are_not_decoded_twice(client: httpx.AsyncClient) -> None:
+    r = await client.get("/fhir/Patient/a%252Fb")
+    assert r.status_code == 400  # the id is 'a%2Fb', not 'a/b'

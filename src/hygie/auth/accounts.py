@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import secrets
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -64,7 +65,12 @@ from hygie.auth.passwords import (
 )
 from hygie.domain.outbox import Outbox
 from hygie.ports import KeyValueStore
-from hygie.stores.kv import now_us
+
+
+def now_us() -> int:
+    """Microseconds since the epoch (UTC): the default clock."""
+    return time.time_ns() // 1000
+
 
 __all__ = [
     "MAX_FAILURES",

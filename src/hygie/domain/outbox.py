@@ -27,6 +27,7 @@ import json
 import logging
 import smtplib
 import ssl
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -36,7 +37,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from hygie.ports import KeyValueStore
-from hygie.stores.kv import now_us
+
+
+def now_us() -> int:
+    """Microseconds since the epoch (UTC): the default clock."""
+    return time.time_ns() // 1000
+
 
 __all__ = [
     "FileSender",

@@ -88,6 +88,19 @@ def prefer(request: FhirRequest, key: str) -> str | None:
     return None
 
 
+def _failing_operation(operations: list[Any], document: dict[str, Any]) -> str:
+    """The first operation of a JSON Patch that fails on ``document`` (index, op and path)."""
+    current: Any = document
+    for i, operation in enumerate(operations):
+        try:
+            current = jsonpatch.apply_patch(current, [operation])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError):
+            op = operation.get("op") if isinstance(operation, dict) else None
+            path = operation.get("path") if isinstance(operation, dict) else None
+            return f"{i} ({op} {path})"
+    return "?"
+
+
 _FHIR_MEDIA = ("application/fhir+json", "application/json", "json", "*/*", "application/*", "")
 
 
@@ -204,11 +217,14 @@ class FhirService:
 
     # -- read -------------------------------------------------------------------------------
 
-    async def read(self, request: FhirRequest, resource_type: str, id: str) -> FhirResponse:
+    async def read(
+        self, request: FhirRequest, resource_type: str, id: str, tx: StoreTransaction | None = None
+    ) -> FhirResponse:
         res.require_type(resource_type)
         res.require_id(id)
         self.require(request.caller, "read", resource_type, id)
-        stored = await self.store.read(resource_type, id)
+        # inside a transaction a read sees the transaction's own writes
+        stored = await (tx.read_for_update(resource_type, id) if tx else self.store.read(resource_type, id))
         if stored is None:
             raise NotFound(f"{resource_type}/{id} is not known")
         if stored.deleted:
@@ -434,7 +450,12 @@ class FhirService:
             try:
                 patched = jsonpatch.apply_patch(original, operations)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
-                raise Unprocessable(f"the patch cannot be applied: {exc}", code="processing") from exc
+                # name the failing operation, never echo the stored document back
+                failing = _failing_operation(operations, original)
+                raise Unprocessable(
+                    f"the patch cannot be applied: {type(exc).__name__} at operation {failing}",
+                    code="processing",
+                ) from exc
             if patched.get("id") != id or patched.get("resourceType") != resource_type:
                 raise Unprocessable("a patch may not change the resource type or id", code="processing")
             self._prepare(patched, resource_type, id)

@@ -101,7 +101,7 @@ async def route(
     rid = second
     if n == 2:
         if method == "GET":
-            return await service.read(request, rtype, rid)
+            return await service.read(request, rtype, rid, tx)
         if method == "PUT":
             return await service.update(request, rtype, rid, tx)
         if method == "PATCH":

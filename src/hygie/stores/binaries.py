@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from hygie.fhir.outcome import Unprocessable
+from hygie.fhir.outcome import FhirError, Unprocessable
 from hygie.fhir.search import SearchQuery
 from hygie.ports import (
     BlobStore,
@@ -91,11 +91,17 @@ class BinaryOffloadingStore:
         if digest is None:
             return stored
         raw = await self.blobs.get(digest)
+        if raw is None:
+            # the database names a blob the blob store lost: say so, never serve a Binary without data
+            raise FhirError(
+                f"the content of {stored.resource_type}/{stored.id} is missing from the blob store",
+                code="exception",
+                status=500,
+            )
         rebuilt: dict[str, Any] = {}
         for key, value in resource.items():
             if key == "_data":
-                if raw is not None:
-                    rebuilt["data"] = base64.b64encode(raw).decode()
+                rebuilt["data"] = base64.b64encode(raw).decode()
                 continue
             rebuilt[key] = value
         return replace(stored, content=orjson.dumps(rebuilt))

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -119,7 +119,7 @@ class FhirApi:
         path = scope["path"]
         if path == self.prefix or path.startswith(self.prefix + "/"):
             path = path[len(self.prefix) :]
-        path = unquote(path).strip("/")
+        path = path.strip("/")  # the ASGI server already percent-decoded it
         cors = "origin" in headers
         if method == "OPTIONS" and cors:
             await self._preflight(send)
