@@ -127,8 +127,8 @@ def section(
         f"- Each loop ran {meta.get('config', {}).get('seconds')} s after a {meta.get('config', {}).get('warmup')} s "
         f"warm-up; DB ceiling loops ran up to {meta.get('config', {}).get('ceiling_seconds')} s. Figures in "
         "parentheses are the raw database ceiling measured in the same run: the same rows written / the same SQL "
-        "read with no FHIR logic, at the same concurrency (PostgreSQL: asyncpg, as many connections as the "
-        "server's pool, 10 per worker; SQLite: one process per worker for reads, one writer).",
+        "read with no FHIR logic, at the same concurrency (PostgreSQL: the server's own asyncpg pool "
+        "configuration, 10 connections per worker; SQLite: one process per worker for reads, one writer).",
         "",
     ]
     results = result.get("results", [])
