@@ -213,6 +213,10 @@ class _PgTransaction:
         return [(r[0], r[1]) for r in rows]
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to reset (transactions are closed by their context managers)."""
+
+
 class PostgresResourceStore:
     """ResourceStore on a PostgreSQL database (asyncpg connection pool)."""
 
@@ -233,6 +237,8 @@ class PostgresResourceStore:
             # references vs. every vital sign): a generic plan chosen after five runs can be
             # thousands of times slower, so plan each execution for its values
             server_settings={"plan_cache_mode": "force_custom_plan"},
+            # no RESET ALL round trip on every release: Hygie sets no session state
+            reset=_keep_session,
         )
         assert pool is not None
         return cls(pool)

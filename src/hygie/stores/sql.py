@@ -585,7 +585,8 @@ def compile_search(
     keys = list(query.sort)
     sort_cols = [f"{_sort_expr(p, k, 'r')} AS k{i}" for i, k in enumerate(keys)]
     where = _where(p, query, "r", now_us)
-    inner = f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')}{''.join(', ' + c for c in sort_cols)} FROM resources r WHERE {where}"
+    # order the matches by rid and sort keys only; the stored JSON is read for the page alone
+    inner = f"SELECT r.rid{''.join(', ' + c for c in sort_cols)} FROM resources r WHERE {where}"
     outer_conds: list[str] = []
     forward = cursor.forward if cursor else True
     if cursor is not None:
@@ -607,7 +608,12 @@ def compile_search(
         order.append(f"m.k{i} {'DESC' if desc else 'ASC'}")
     order.append(f"m.rid {'ASC' if forward else 'DESC'}")
     where_outer = (" WHERE " + " AND ".join(outer_conds)) if outer_conds else ""
-    sql = f"SELECT * FROM ({inner}) m{where_outer} ORDER BY {', '.join(order)} LIMIT {int(limit)}"
+    page = f"SELECT * FROM ({inner}) m{where_outer} ORDER BY {', '.join(order)} LIMIT {int(limit)}"
+    key_cols = "".join(f", m.k{i}" for i in range(len(keys)))
+    sql = (
+        f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')}{key_cols} FROM ({page}) m "
+        f"JOIN resources r ON r.rid = m.rid ORDER BY {', '.join(order)}"
+    )
     return sql, p.args, len(keys)
 
 
