@@ -13,6 +13,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+# shared with the directory loader; re-exported for the generator modules
+from hygie.domain.identity.nos import (
+    FR_CORE_SD,
+    IDENTIFIER_TYPE_SYSTEM,
+    TRE_A03_CLASS,
+    TRE_A07_VISIBILITY,
+    TRE_G15_PROFESSION,
+    TRE_R02_SECTOR,
+    TRE_R09_CATEGORY,
+    TRE_R13_COMMUNE,
+    TRE_R22_ACTIVITY_KIND,
+    TRE_R23_PRACTICE_MODE,
+    TRE_R38_SPECIALTY,
+    TRE_R66_CATEGORY,
+    TRE_R256_MAIL_TYPE,
+    nos,
+)
+
+# the shared systems are part of this module's surface for the generator modules
+__all__ = [
+    "FR_CORE_SD",
+    "IDENTIFIER_TYPE_SYSTEM",
+    "TRE_A03_CLASS",
+    "TRE_A07_VISIBILITY",
+    "TRE_G15_PROFESSION",
+    "TRE_R02_SECTOR",
+    "TRE_R09_CATEGORY",
+    "TRE_R13_COMMUNE",
+    "TRE_R22_ACTIVITY_KIND",
+    "TRE_R23_PRACTICE_MODE",
+    "TRE_R38_SPECIALTY",
+    "TRE_R66_CATEGORY",
+    "TRE_R256_MAIL_TYPE",
+    "nos",
+]
+
 # --------------------------------------------------------------------------- code systems
 LOINC: Final = "http://loinc.org"
 SNOMED: Final = "http://snomed.info/sct"
@@ -30,30 +66,11 @@ ALLERGY_VERIFICATION: Final = "http://terminology.hl7.org/CodeSystem/allergyinto
 ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 IHE_FORMAT_CODE: Final = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode"
-IDENTIFIER_TYPE_FR: Final = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
+IDENTIFIER_TYPE_FR: Final = IDENTIFIER_TYPE_SYSTEM
 IDENTITY_STATUS: Final = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-identity-status"
 IDENTITY_VALIDATION_MODE: Final = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-mode-validation-identity"
 
 
-def nos(name: str) -> str:
-    """The FHIR system URL of an ANS NOS table, e.g. ``nos("TRE_R02-SecteurActivite")``."""
-    return f"https://mos.esante.gouv.fr/NOS/{name}/FHIR/{name.replace('_', '-')}"
-
-
-TRE_R13_COMMUNE: Final = nos("TRE_R13-CommuneOM")
-"""Communes including overseas (TRE_R13-CommuneOM), for ``fr-core-address-insee-code``."""
-TRE_G15_PROFESSION: Final = nos("TRE_G15-ProfessionSante")
-TRE_R09_CATEGORY: Final = nos("TRE_R09-CategorieProfessionnelle")
-TRE_R38_SPECIALTY: Final = nos("TRE_R38-SpecialiteOrdinale")
-TRE_R02_SECTOR: Final = nos("TRE_R02-SecteurActivite")
-TRE_R66_CATEGORY: Final = nos("TRE_R66-CategorieEtablissement")
-TRE_R23_PRACTICE_MODE: Final = nos("TRE_R23-ModeExercice")
-TRE_R22_ACTIVITY_KIND: Final = nos("TRE_R22-GenreActivite")
-TRE_R256_MAIL_TYPE: Final = nos("TRE_R256-TypeMessagerie")
-TRE_A03_CLASS: Final = nos("TRE_A03-ClasseDocument")
-TRE_A07_VISIBILITY: Final = nos("TRE_A07-StatutVisibiliteDocument")
-
-FR_CORE_SD: Final = "https://hl7.fr/ig/fhir/core/StructureDefinition/"
 PROFILE_PATIENT_INS: Final = FR_CORE_SD + "fr-core-patient-ins"
 PROFILE_PRACTITIONER: Final = FR_CORE_SD + "fr-core-practitioner"
 PROFILE_PRACTITIONER_ROLE: Final = FR_CORE_SD + "fr-core-practitioner-role"

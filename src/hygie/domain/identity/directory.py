@@ -41,6 +41,16 @@ from hygie.domain.identity.luhn import (
     is_valid_rpps,
     is_valid_siret,
 )
+from hygie.domain.identity.nos import (
+    IDENTIFIER_TYPE_SYSTEM,
+    TRE_G15_PROFESSION,
+    TRE_R02_SECTOR,
+    TRE_R09_CATEGORY,
+    TRE_R13_COMMUNE,
+    TRE_R23_PRACTICE_MODE,
+    TRE_R38_SPECIALTY,
+    TRE_R256_MAIL_TYPE,
+)
 from hygie.domain.identity.status import IdentityError
 
 __all__ = [
@@ -90,7 +100,6 @@ PROFILE_PRACTITIONER_ROLE: Final = FR_CORE_SD + "fr-core-practitioner-role"
 PROFILE_ORGANIZATION: Final = FR_CORE_SD + "fr-core-organization"
 EXT_INSEE_CODE: Final = FR_CORE_SD + "fr-core-address-insee-code"
 EXT_EMAIL_TYPE: Final = FR_CORE_SD + "fr-core-contact-point-email-type"
-IDENTIFIER_TYPE_SYSTEM: Final = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203"
 IDNAT_PS_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.1"
 IDNAT_STRUCT_SYSTEM: Final = "urn:oid:1.2.250.1.71.4.2.2"
 RPPS_SYSTEM: Final = "https://rpps.esante.gouv.fr"
@@ -98,18 +107,6 @@ ADELI_SYSTEM: Final = "https://adeli.esante.gouv.fr"
 FINESS_SYSTEM: Final = "https://finess.esante.gouv.fr"
 SIRENE_SYSTEM: Final = "https://sirene.fr"
 
-
-def _nos(name: str) -> str:
-    return f"https://mos.esante.gouv.fr/NOS/{name}/FHIR/{name.replace('_', '-')}"
-
-
-TRE_G15_PROFESSION: Final = _nos("TRE_G15-ProfessionSante")
-TRE_R09_CATEGORY: Final = _nos("TRE_R09-CategorieProfessionnelle")
-TRE_R38_SPECIALTY: Final = _nos("TRE_R38-SpecialiteOrdinale")
-TRE_R23_PRACTICE_MODE: Final = _nos("TRE_R23-ModeExercice")
-TRE_R02_SECTOR: Final = _nos("TRE_R02-SecteurActivite")
-TRE_R13_COMMUNE: Final = _nos("TRE_R13-CommuneOM")
-TRE_R256_MAIL_TYPE: Final = _nos("TRE_R256-TypeMessagerie")
 
 _RPPS_TYPE: Final = "8"
 _ADELI_TYPE: Final = "0"
