@@ -122,6 +122,10 @@ class ResourceStore(Protocol):
         """Targets referenced by these resources through ``param`` (for ``_include``)."""
         ...
 
+    async def targets_of(self, rids: Sequence[int]) -> list[ResourceKey]:
+        """Every local resource these resources reference through a search parameter."""
+        ...
+
     async def referencing(
         self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
     ) -> list[StoredResource]:

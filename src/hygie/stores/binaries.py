@@ -133,6 +133,9 @@ class BinaryOffloadingStore:
     ) -> list[ResourceKey]:
         return await self.inner.references_from(rids, source_type, param, target_type)
 
+    async def targets_of(self, rids: Sequence[int]) -> list[ResourceKey]:
+        return await self.inner.targets_of(rids)
+
     async def referencing(
         self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
     ) -> list[StoredResource]:

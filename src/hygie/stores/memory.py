@@ -687,6 +687,15 @@ class MemoryResourceStore:
                         out.append(found)
         return out
 
+    async def targets_of(self, rids: Sequence[int]) -> list[ResourceKey]:
+        wanted = set(rids)
+        out: set[ResourceKey] = set()
+        for r in self._resources.values():
+            if r.rid in wanted and not r.deleted:
+                for rows in r.index.get("reference", {}).values():
+                    out.update((row[0], row[1]) for row in rows if row[0] and row[1])
+        return sorted(out)
+
     async def referencing(
         self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
     ) -> list[StoredResource]:

@@ -313,6 +313,16 @@ class PostgresResourceStore:
             args.append(target_type)
         return [(r[0], r[1]) for r in await self.pool.fetch(text, *args)]
 
+    async def targets_of(self, rids: Sequence[int]) -> list[ResourceKey]:
+        if not rids:
+            return []
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT target_type, target_id FROM idx_reference WHERE rid = ANY($1::bigint[]) "
+            "AND target_type IS NOT NULL AND target_id IS NOT NULL",
+            list(rids),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     async def referencing(
         self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
     ) -> list[StoredResource]:

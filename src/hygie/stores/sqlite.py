@@ -211,6 +211,16 @@ class SqliteResourceStore:
             text += f" AND target_type = {p(target_type)}"
         return [(t, i) for t, i in self._reader.execute(text, p.args).fetchall() if t]
 
+    async def targets_of(self, rids: Sequence[int]) -> list[ResourceKey]:
+        if not rids:
+            return []
+        p = Params(_DIALECT)
+        text = (
+            f"SELECT DISTINCT target_type, target_id FROM idx_reference WHERE rid IN ({sql.in_list(p, rids)}) "
+            "AND target_type IS NOT NULL AND target_id IS NOT NULL"
+        )
+        return [(t, i) for t, i in self._reader.execute(text, p.args).fetchall()]
+
     async def referencing(
         self, keys: Sequence[ResourceKey], source_type: str, param: str, limit: int
     ) -> list[StoredResource]:
