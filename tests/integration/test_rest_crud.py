@@ -391,3 +391,16 @@ async def test_a_lost_blob_is_an_error_not_an_empty_binary(client: httpx.AsyncCl
 async def test_percent_encoded_ids_are_not_decoded_twice(client: httpx.AsyncClient) -> None:
     r = await client.get("/fhir/Patient/a%252Fb")
     assert r.status_code == 400  # the id is 'a%2Fb', not 'a/b'
+
+
+async def test_references_only_a_transaction_can_resolve_are_refused(client: httpx.AsyncClient) -> None:
+    for ref in ("urn:uuid:6f2a5b1e-0000-4000-8000-000000000001", "Patient?identifier=urn:test|1"):
+        obs = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": ref},
+        }
+        r = await client.post("/fhir/Observation", json=obs, headers=FHIR_JSON)
+        assert r.status_code == 422, ref
+        assert r.json()["issue"][0]["expression"] == ["Observation.subject.reference"]

@@ -88,6 +88,30 @@ def prefer(request: FhirRequest, key: str) -> str | None:
     return None
 
 
+def _unresolved_reference(node: Any, path: str) -> tuple[str, str] | None:
+    """The first ``urn:uuid:``/``urn:oid:`` or conditional (``Type?…``) reference left in a
+    resource about to be stored: a transaction resolves them before writing, so any that remain
+    would point nowhere."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and (
+            ref.startswith(("urn:uuid:", "urn:oid:")) or ("?" in ref and "://" not in ref)
+        ):
+            return f"{path}.reference", ref
+        for key, value in node.items():
+            # resources nested in a Bundle or Parameters, and contained ones, resolve among themselves
+            if isinstance(value, dict | list) and key not in ("contained", "resource", "entry"):
+                found = _unresolved_reference(value, f"{path}.{key}")
+                if found is not None:
+                    return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _unresolved_reference(value, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _failing_operation(operations: list[Any], document: dict[str, Any]) -> str:
     """The first operation of a JSON Patch that fails on ``document`` (index, op and path)."""
     current: Any = document
@@ -201,6 +225,14 @@ class FhirService:
         errors = [i for i in issues if i.severity in ("error", "fatal")]
         if errors:
             raise Unprocessable(errors)
+        unresolved = None if resource_type == "Bundle" else _unresolved_reference(resource, resource_type)
+        if unresolved is not None:
+            where, ref = unresolved
+            raise Unprocessable(
+                f"reference {ref!r} can only be resolved inside a transaction Bundle that defines it",
+                code="invalid",
+                expression=where,
+            )
 
     def _write_op(
         self, resource: dict[str, Any], resource_type: str, id: str, version: int, method: str, ts: int
