@@ -270,3 +270,22 @@ async def test_a_read_in_a_transaction_sees_its_writes(client: httpx.AsyncClient
     assert r.status_code == 200, r.text
     assert [e["response"]["status"] for e in r.json()["entry"]] == ["201", "200"]
     assert r.json()["entry"][1]["resource"]["id"] == "fresh"
+
+
+async def test_transaction_errors_point_at_the_entry_part(client: httpx.AsyncClient) -> None:
+    no_id = tx([{"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient/x"}}])
+    r = await client.post("/fhir", json=no_id, headers=FHIR_JSON)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].resource.id"]
+    await client.put("/fhir/Patient/v", json={"resourceType": "Patient", "id": "v"}, headers=FHIR_JSON)
+    stale = tx(
+        [
+            {
+                "resource": {"resourceType": "Patient", "id": "v"},
+                "request": {"method": "PUT", "url": "Patient/v", "ifMatch": 'W/"9"'},
+            }
+        ]
+    )
+    r = await client.post("/fhir", json=stale, headers=FHIR_JSON)
+    assert r.status_code == 412
+    assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].request.ifMatch"]

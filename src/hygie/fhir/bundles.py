@@ -42,19 +42,29 @@ class _Entry:
     headers: dict[str, str]
 
 
+_REQUEST_PARTS = {
+    "If-Match": "ifMatch",
+    "If-None-Match": "ifNoneMatch",
+    "If-None-Exist": "ifNoneExist",
+    "criteria": "url",
+    "_cursor": "url",
+}
+
+
 def _prefix_issues(error: FhirError, index: int) -> FhirError:
     """Point each issue's expression at the entry it came from."""
     issues = []
+    entry = f"Bundle.entry[{index}]"
     for issue in error.issues:
         expr = issue.expression
-        if expr and not expr.startswith("Bundle"):
-            expr = (
-                f"Bundle.entry[{index}].resource.{expr.split('.', 1)[1]}"
-                if "." in expr and expr[:1].isupper()
-                else f"Bundle.entry[{index}].{expr}"
-            )
-        elif not expr:
-            expr = f"Bundle.entry[{index}]"
+        if not expr:
+            expr = entry
+        elif expr in _REQUEST_PARTS:  # a header or the URL of the entry's request
+            expr = f"{entry}.request.{_REQUEST_PARTS[expr]}"
+        elif not expr.startswith("Bundle"):
+            # "Patient.name[0]" (typed) or "id" (bare element): both inside the entry's resource
+            inner = expr.split(".", 1)[1] if "." in expr and expr[:1].isupper() else expr
+            expr = f"{entry}.resource.{inner}"
         issues.append(Issue(issue.code, f"entry {index}: {issue.diagnostics}", expr, issue.severity))
     error.issues = issues
     return error

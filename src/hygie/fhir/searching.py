@@ -72,7 +72,7 @@ async def _includes(
             if round_ > 0 and not inc.iterate:
                 continue
             new.extend(await _one_include(service, inc, frontier, seen, limit - len(found) - len(new)))
-            if len(found) + len(new) >= limit:
+            if len(found) + len(new) > limit:  # more than the bound: cut and say so
                 issues.append(
                     {
                         "severity": "warning",
