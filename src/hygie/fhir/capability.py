@@ -8,6 +8,7 @@ StructureDefinitions, search parameters from the SearchParameter definitions, wi
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from typing import Any
 
 from hygie import __version__
@@ -15,6 +16,9 @@ from hygie.fhir.definitions import resource_types
 from hygie.fhir.searchparams import search_params
 
 __all__ = ["capability_statement"]
+
+# the statement describes this running software: it is dated when the process started
+_STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 _INTERACTIONS = [
     "read",
@@ -41,9 +45,24 @@ def _search_params(rtype: str) -> list[dict[str, Any]]:
     return out
 
 
+def _revincludes() -> dict[str, list[str]]:
+    """Target type -> the "Source:param" references that can point at it (for _revinclude)."""
+    out: dict[str, list[str]] = {}
+    types = resource_types()
+    for source in sorted(types):
+        for code, sp in sorted(search_params(source).items()):
+            if sp.type != "reference":
+                continue
+            for target in sp.target or ():
+                if target in types:
+                    out.setdefault(target, []).append(f"{source}:{code}")
+    return out
+
+
 @functools.cache
 def _resources() -> tuple[dict[str, Any], ...]:
     out = []
+    revincludes = _revincludes()
     for rtype in sorted(resource_types()):
         params = search_params(rtype)
         references = sorted(code for code, sp in params.items() if sp.type == "reference")
@@ -59,7 +78,7 @@ def _resources() -> tuple[dict[str, Any], ...]:
             "conditionalDelete": "single",
             "referencePolicy": ["literal", "logical"],
             "searchInclude": [f"{rtype}:{c}" for c in references],
-            "searchRevInclude": [],
+            "searchRevInclude": revincludes.get(rtype, []),
             "searchParam": _search_params(rtype),
         }
         if rtype == "Patient":
@@ -77,7 +96,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-23",
+        "date": _STARTED,
         "publisher": "Hygie",
         "kind": "instance",
         "software": {"name": "Hygie", "version": __version__},
