@@ -454,3 +454,16 @@ async def test_composite_second_token_without_system(client: httpx.AsyncClient) 
     )
     assert await ids(client, "Observation", **{"code-value-concept": f"{LOINC}|1$|2"}) == []
     assert await ids(client, "Observation", **{"code-value-concept": f"{LOINC}|1$2"}) == ["concept"]
+
+
+async def test_elements_keeps_choice_variants_and_summary_text_keeps_mandatory(
+    client: httpx.AsyncClient,
+) -> None:
+    r = (await client.get("/fhir/Observation", params={"_id": "w1", "_elements": "value"})).json()
+    resource = r["entry"][0]["resource"]
+    assert resource["valueQuantity"]["value"] == 61.5
+    assert "code" not in resource
+    r = (await client.get("/fhir/Observation", params={"_id": "w1", "_summary": "text"})).json()
+    resource = r["entry"][0]["resource"]
+    assert {"status", "code"} <= set(resource)
+    assert "valueQuantity" not in resource

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -86,34 +87,52 @@ def stamp(resource: dict[str, Any], id: str, version: int, last_updated: int) ->
     return orjson.dumps(out)
 
 
-@functools.cache
-def summary_elements(resource_type: str) -> frozenset[str]:
-    """Top-level elements marked isSummary in the R4 StructureDefinition of ``resource_type``."""
+def _top_elements(resource_type: str, wanted: Callable[[dict[str, Any]], bool]) -> frozenset[str]:
+    """Top-level element names (choice types expanded) of a type whose definition ``wanted`` keeps."""
     for sd in load_bundle_resources("profiles-resources.json"):
         if sd.get("resourceType") == "StructureDefinition" and sd.get("id") == resource_type:
             names: set[str] = {"resourceType", "id", "meta"}
             for element in sd.get("snapshot", {}).get("element", []):
-                path: str = element.get("path", "")
-                parts = path.split(".")
-                if len(parts) == 2 and (element.get("isSummary") or element.get("min", 0) > 0):
-                    name = parts[1]
-                    if name.endswith("[x]"):
-                        base = name[:-3]
-                        for t in element.get("type", []):
-                            code = t.get("code", "")
-                            names.add(base + code[:1].upper() + code[1:])
-                    else:
-                        names.add(name)
+                parts = str(element.get("path", "")).split(".")
+                if len(parts) != 2 or not wanted(element):
+                    continue
+                name = parts[1]
+                if name.endswith("[x]"):
+                    base = name[:-3]
+                    for t in element.get("type", []):
+                        code = t.get("code", "")
+                        names.add(base + code[:1].upper() + code[1:])
+                else:
+                    names.add(name)
             return frozenset(names)
     return frozenset({"resourceType", "id", "meta"})
+
+
+@functools.cache
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements marked isSummary (or mandatory) in the R4 StructureDefinition."""
+    return _top_elements(resource_type, lambda e: bool(e.get("isSummary")) or e.get("min", 0) > 0)
+
+
+@functools.cache
+def mandatory_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements with a minimum cardinality of 1 (kept by ``_summary=text``)."""
+    return _top_elements(resource_type, lambda e: e.get("min", 0) > 0)
 
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 
 
+def _kept(key: str, keep: frozenset[str] | set[str]) -> bool:
+    if key in keep or key in ("resourceType", "id", "meta"):
+        return True
+    # "value" in _elements keeps the present choice variant (valueQuantity, valueString…)
+    return any(key.startswith(name) and key[len(name) : len(name) + 1].isupper() for name in keep)
+
+
 def subset(resource: dict[str, Any], keep: frozenset[str] | set[str]) -> dict[str, Any]:
     """Keep only ``keep`` top-level elements and mark the result SUBSETTED."""
-    out = {k: v for k, v in resource.items() if k in keep or k in ("resourceType", "id", "meta")}
+    out = {k: v for k, v in resource.items() if _kept(k, keep)}
     meta = dict(out.get("meta") or {})
     tags = list(meta.get("tag") or [])
     tags.append(SUBSETTED)

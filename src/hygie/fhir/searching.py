@@ -42,7 +42,7 @@ def _shape(stored: StoredResource, query: SearchQuery) -> Any:
         return res.subset(resource, set(resource))
     if query.summary == "text":
         resource = orjson.loads(stored.content)
-        return res.subset(resource, {"text"})
+        return res.subset(resource, {"text", *res.mandatory_elements(stored.resource_type)})
     if query.elements:
         resource = orjson.loads(stored.content)
         return res.subset(resource, set(query.elements))
