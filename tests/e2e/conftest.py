@@ -26,7 +26,6 @@ import os
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +33,10 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 
-from hygie.bootstrap import Runtime, open_runtime
+from hygie.bootstrap import Runtime
 from hygie.config import load_settings
-from hygie.web.app import create_app
+from live_server import start_live_server
 
 T = TypeVar("T")
 
@@ -153,37 +151,11 @@ def hygie(smart_app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = load_settings(data_dir=data, database_url=f"sqlite:///{data / 'hygie.sqlite3'}", base_url=base)
-    started: dict[str, Any] = {}
-    ready = threading.Event()
-
-    async def main() -> None:
-        runtime = await open_runtime(settings)
-        app = create_app(runtime=runtime)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        started.update(runtime=runtime, server=server, loop=asyncio.get_running_loop())
-        ready.set()
-        try:
-            await server.serve()
-        finally:
-            await runtime.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    if not ready.wait(30):
-        pytest.fail("the Hygie runtime did not open")
-    server: uvicorn.Server = started["server"]
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the Hygie server did not start")
-        time.sleep(0.05)
-    live = LiveHygie(base, started["runtime"], started["loop"])
+    server = start_live_server(settings, port)
+    live = LiveHygie(base, server.runtime, server.loop)
     _seed(live, smart_app)
     yield live
-    server.should_exit = True
-    thread.join(timeout=15)
+    server.stop()
 
 
 async def create_resource(runtime: Runtime, resource: dict[str, Any]) -> str:

@@ -17,8 +17,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -29,7 +27,6 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import orjson
 import pytest
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.applications import Starlette
@@ -37,7 +34,7 @@ from starlette.routing import Mount
 
 from hygie.auth import pkce
 from hygie.auth.federation import FederationClient, FederationError, FederationProvider
-from hygie.bootstrap import Runtime, open_runtime
+from hygie.bootstrap import Runtime
 from hygie.config import load_settings
 from hygie.domain.access import Caller
 from hygie.domain.identity.fr_core import InsTraits, patient_from_traits
@@ -46,6 +43,7 @@ from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 from hygie.web.app import create_app
 from hygie.web.federation import federation_routes
+from live_server import start_live_server
 
 T = TypeVar("T")
 
@@ -143,11 +141,8 @@ def federation(
     data = tmp_path_factory.mktemp("federation")
     base = f"http://127.0.0.1:{port}"
     settings = load_settings(data_dir=data, database_url=f"sqlite:///{data / 'hygie.sqlite3'}", base_url=base)
-    started: dict[str, Any] = {}
-    ready = threading.Event()
 
-    async def main() -> None:
-        runtime = await open_runtime(settings)
+    def with_federation(runtime: Runtime) -> Starlette:
         hygie = create_app(runtime=runtime)
 
         @contextlib.asynccontextmanager
@@ -155,34 +150,14 @@ def federation(
             async with hygie.router.lifespan_context(hygie):
                 yield
 
-        app = Starlette(
+        return Starlette(
             routes=[*federation_routes(runtime, providers), Mount("", app=hygie)], lifespan=lifespan
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        started.update(runtime=runtime, server=server, loop=asyncio.get_running_loop())
-        ready.set()
-        try:
-            await server.serve()
-        finally:
-            await runtime.close()
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-    thread.start()
-    if not ready.wait(30):
-        pytest.fail("the Hygie runtime did not open")
-    server: uvicorn.Server = started["server"]
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the Hygie server did not start")
-        time.sleep(0.05)
-    runtime: Runtime = started["runtime"]
-    loop: asyncio.AbstractEventLoop = started["loop"]
-
-    def call(coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
+    live = start_live_server(settings, port, with_federation)
+    runtime = live.runtime
+    loop = live.loop
+    call = live.call
 
     patient = patient_from_traits(
         InsTraits(
@@ -248,8 +223,7 @@ def federation(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
     )
-    server.should_exit = True
-    thread.join(timeout=15)
+    live.stop()
 
 
 async def create_resource(runtime: Runtime, resource: dict[str, Any]) -> str:
