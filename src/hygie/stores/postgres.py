@@ -186,17 +186,8 @@ class _PgTransaction:
             if rid is None:
                 raise Conflict(f"{op.resource_type}/{op.id} was created concurrently")
         await conn.execute(
-            "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            rid,
-            op.resource_type,
-            op.id,
-            op.version,
-            op.last_updated,
-            op.deleted,
-            op.method,
-            op.patient,
-            op.content,
+            f"INSERT INTO history ({sql.HISTORY_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            *sql.history_values(rid, op),
         )
         if op.index is not None and not op.deleted:
             for table, rows in sql.index_rows(rid, op.resource_type, op.index).items():

@@ -48,7 +48,7 @@ from hygie.fhir.search import (
     TokenValue,
     UriValue,
 )
-from hygie.ports import HistoryPage, SearchPage, StoredResource
+from hygie.ports import HistoryPage, SearchPage, StoredResource, WriteOp
 from hygie.stores.restriction import restriction_sql
 
 if TYPE_CHECKING:
@@ -104,6 +104,24 @@ _KIND_TABLE = {
 
 _STRING_MAX = "\U0010ffff"
 _NUM_MAX = 1e308
+
+
+HISTORY_INSERT_COLUMNS = "rid, res_type, res_id, version, last_updated, deleted, method, patient, content"
+
+
+def history_values(rid: int, op: WriteOp) -> tuple[Any, ...]:
+    """The ``history`` row of one written version, in HISTORY_INSERT_COLUMNS order."""
+    return (
+        rid,
+        op.resource_type,
+        op.id,
+        op.version,
+        op.last_updated,
+        op.deleted,
+        op.method,
+        op.patient,
+        op.content,
+    )
 
 
 def index_rows(rid: int, resource_type: str, entries: IndexEntries) -> dict[str, list[tuple[Any, ...]]]:

@@ -84,19 +84,8 @@ def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
         rid = cur.lastrowid
         assert rid is not None
     conn.execute(
-        "INSERT INTO history (rid, res_type, res_id, version, last_updated, deleted, method, patient, content) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rid,
-            op.resource_type,
-            op.id,
-            op.version,
-            op.last_updated,
-            op.deleted,
-            op.method,
-            op.patient,
-            op.content,
-        ),
+        f"INSERT INTO history ({sql.HISTORY_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        sql.history_values(rid, op),
     )
     if op.index is not None and not op.deleted:
         for table, rows in sql.index_rows(rid, op.resource_type, op.index).items():
