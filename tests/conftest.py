@@ -120,15 +120,45 @@ def runtime(service: FhirService, settings: Settings) -> Runtime:
     return Runtime(settings, service.store, MemoryBlobStore(), service)
 
 
+async def bearer(
+    runtime: Runtime,
+    *,
+    kind: str = "system",
+    scope: str = "system/*.cruds",
+    fhir_user: str | None = None,
+    patient: str | None = None,
+    client_id: str = "hygie-tests",
+) -> dict[str, str]:
+    """An ``Authorization`` header with a real token from this runtime's authorisation server
+    (signed with its keys, for a registered client): by default a SMART backend service."""
+    assert runtime.auth is not None
+    if await runtime.auth.clients.get(client_id) is None:
+        await runtime.auth.clients.register(
+            name=client_id, scope=scope, with_secret=True, client_id=client_id
+        )
+    token, _ = await runtime.auth.tokens.issue(
+        subject=fhir_user or client_id,
+        client_id=client_id,
+        kind=kind,
+        scope=scope,
+        fhir_user=fhir_user,
+        patient=patient,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the real ASGI app (FHIR endpoint included) over this test's store."""
+    """An HTTP client on the real ASGI app (FHIR endpoint included) over this test's store,
+    signed in as a SMART backend service with every ``system/`` scope."""
     from hygie.web.app import create_app
 
     app = create_app(runtime=runtime)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as c,
+        httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=await bearer(runtime)
+        ) as c,
     ):
         yield c

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from hygie.auth.accounts import AccountService
+from hygie.auth.principals import BearerAuthenticator, PrincipalResolver
 from hygie.auth.server import AuthorizationServer
 from hygie.auth.sign_in import AccountSignIn
 from hygie.config import Settings
-from hygie.domain.access import AccessPolicy, AllowAllPolicy
+from hygie.domain.access import AccessPolicy
+from hygie.domain.audit import AuditLog
+from hygie.domain.break_glass import BreakGlassService
+from hygie.domain.outbox import Outbox
 from hygie.fhir.interactions import FhirService, Limits
+from hygie.fhir.search import parse_search
 from hygie.migrate import migrate
 from hygie.ports import BlobStore, KeyValueStore, ResourceStore
 from hygie.stores.binaries import BinaryOffloadingStore
@@ -42,6 +48,8 @@ class Runtime:
     kv: KeyValueStore = field(default_factory=_memory_kv)
     auth: AuthorizationServer | None = None
     accounts: AccountService | None = None
+    outbox: Outbox | None = None
+    break_glass: BreakGlassService | None = None
 
     def __post_init__(self) -> None:
         if self.auth is None:
@@ -50,6 +58,38 @@ class Runtime:
             )
         if self.accounts is None:
             self.accounts = AccountService(self.kv, clock_us)
+        if self.outbox is None:
+            self.outbox = Outbox(self.kv, clock_us)
+        if self.break_glass is None:
+            self.break_glass = BreakGlassService(self.kv, self.outbox, clock_us)
+        self.resolver = PrincipalResolver(self._directory_read, roles=self._roles)
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.service.audit
+
+    async def _directory_read(self, resource_type: str, id: str) -> dict[str, Any] | None:
+        """Directory entries (outside every patient record) for resolving who a token is."""
+        import orjson  # noqa: PLC0415
+
+        stored = await self.store.read(resource_type, id)
+        if stored is None or stored.deleted:
+            return None
+        found: dict[str, Any] = orjson.loads(stored.content)
+        return found
+
+    async def _roles(self, practitioner_id: str) -> list[dict[str, Any]]:
+        import orjson  # noqa: PLC0415
+
+        query = parse_search("PractitionerRole", [("practitioner", f"Practitioner/{practitioner_id}")])
+        page = await self.store.search(query, now_us=clock_us())
+        return [orjson.loads(r.content) for r in page.resources]
+
+    @property
+    def authenticate(self) -> BearerAuthenticator:
+        """The FHIR API's bearer-token check, with the break-glass accesses of professionals."""
+        assert self.auth is not None and self.break_glass is not None
+        return BearerAuthenticator(self.auth.bearer, self.resolver, self.break_glass.open_for)
 
     @property
     def sign_in(self) -> AccountSignIn:
@@ -57,6 +97,7 @@ class Runtime:
         return AccountSignIn(self.accounts, clock_us)
 
     async def close(self) -> None:
+        await self.service.audit.close()
         await self.store.close()
 
 
@@ -110,6 +151,18 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+async def open_audit(url: str) -> AuditLog:
+    """The audit trail in the same database as the resources (so that a write and its audit
+    record commit together); in memory for an in-memory database."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        from hygie.stores.audit_memory import MemoryAuditLog  # noqa: PLC0415
+
+        return MemoryAuditLog()
+    from hygie.stores.audit_sql import open_audit_log  # noqa: PLC0415
+
+    return await open_audit_log(url)
+
+
 async def open_runtime(settings: Settings, *, policy: AccessPolicy | None = None) -> Runtime:
     raw = await open_store(settings.database_url, pool_size=settings.pg_pool_size)
     blobs = FileBlobStore(settings.blob_dir, settings.blob_key)
@@ -117,8 +170,10 @@ async def open_runtime(settings: Settings, *, policy: AccessPolicy | None = None
     service = FhirService(
         store,
         base_url=settings.fhir_base,
-        policy=policy or AllowAllPolicy(),
+        policy=policy,
+        audit=await open_audit(settings.database_url),
         limits=limits_from(settings),
+        clock=clock_us,
     )
     kv = await open_kv(settings.database_url, raw)
     return Runtime(settings, store, blobs, service, kv)

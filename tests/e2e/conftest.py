@@ -232,6 +232,19 @@ def _seed(live: LiveHygie, app_origin: str) -> None:
             },
         )
     )
+    # Dr Bernard is in Léa Durand's care team (and has no relation with Claire Martin): the access
+    # policy lets him open her record, and only hers
+    live.call(
+        create_resource(
+            live.runtime,
+            {
+                "resourceType": "CareTeam",
+                "status": "active",
+                "subject": {"reference": f"Patient/{live.patients['durand']}"},
+                "participant": [{"member": {"reference": f"Practitioner/{live.practitioner}"}}],
+            },
+        )
+    )
     assert live.runtime.auth is not None
     live.call(
         live.runtime.auth.clients.register(

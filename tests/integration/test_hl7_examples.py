@@ -15,12 +15,15 @@ from typing import Any
 import orjson
 import pytest
 
+from hygie.domain.access import Caller
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN
 from hygie.fhir.indexing import extract_index
 from hygie.fhir.interactions import FhirService
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.resources import instant
 from hygie.fhir.router import route
+
+OPERATOR = Caller.operator("tests")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -105,9 +108,9 @@ async def test_every_example_round_trips_and_is_found(service: FhirService, shar
         resource = orjson.loads(path.read_bytes())
         rtype, rid = resource["resourceType"], resource.get("id")
         if rid is None:  # e.g. parameters-example has no id: create it
-            req = FhirRequest("POST", rtype, [], {}, resource=dict(resource))
+            req = FhirRequest("POST", rtype, [], {}, resource=dict(resource), caller=OPERATOR)
         else:
-            req = FhirRequest("PUT", f"{rtype}/{rid}", [], {}, resource=dict(resource))
+            req = FhirRequest("PUT", f"{rtype}/{rid}", [], {}, resource=dict(resource), caller=OPERATOR)
         try:
             response = await route(service, req)
         except Exception as exc:
@@ -117,7 +120,7 @@ async def test_every_example_round_trips_and_is_found(service: FhirService, shar
             failures.append(f"create {path.name}: status {response.status}")
             continue
         rid = rid or orjson.loads(response.resource_bytes or b"{}")["id"]
-        got = orjson.loads((await route(service, FhirRequest("GET", f"{rtype}/{rid}"))).body)  # type: ignore[arg-type]
+        got = orjson.loads((await route(service, FhirRequest("GET", f"{rtype}/{rid}", caller=OPERATOR))).body)  # type: ignore[arg-type]
         meta = got.pop("meta")
         original = {"id": rid, **resource}
         original_meta = dict(original.pop("meta", {}) or {})
@@ -138,6 +141,7 @@ async def test_every_example_round_trips_and_is_found(service: FhirService, shar
                 rtype,
                 [(name, value), ("_count", "200"), ("_elements", "id")],
                 {"prefer": "handling=strict"},
+                caller=OPERATOR,
             )
             try:
                 response = await route(service, req)

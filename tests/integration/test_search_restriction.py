@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
+from hygie.domain.access import Caller
 from hygie.domain.policy import Principal, restriction_for
 from hygie.fhir.interactions import FhirService
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 from hygie.fhir.search import parse_search
+
+OPERATOR = Caller.operator("tests")
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +31,10 @@ TRE_A07 = (
 
 async def put(service: FhirService, resource: dict[str, Any]) -> None:
     r = await route(
-        service, FhirRequest("PUT", f"{resource['resourceType']}/{resource['id']}", resource=resource)
+        service,
+        FhirRequest(
+            "PUT", f"{resource['resourceType']}/{resource['id']}", resource=resource, caller=OPERATOR
+        ),
     )
     assert r.status in (200, 201)
 
@@ -185,5 +191,5 @@ async def test_relations_are_derived_on_write_and_replaced_on_update(world: Fhir
     await put(world, {**care_team("ct-lea", "lea", "Practitioner/someone-else")})
     kinds = {k for k, _, _ in await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW)}
     assert kinds == {"block"}
-    await route(world, FhirRequest("DELETE", "Consent/c-lea"))
+    await route(world, FhirRequest("DELETE", "Consent/c-lea", caller=OPERATOR))
     assert await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW) == []

@@ -1,23 +1,30 @@
-"""From a verified access token to the :class:`~hygie.domain.policy.Principal` the rules decide on.
+"""From a verified access token to the :class:`~hygie.domain.policy.Principal` the rules decide on,
+and to the :class:`~hygie.domain.access.Caller` the audit trail shows.
 
 The token says who signed in (``kind``, ``fhirUser``), through which app (``client_id``, scopes)
-and for which patient (SMART launch context). The professional's profession and structure come
-from the directory (the Practitioner's TRE_G15 qualification, its PractitionerRole's
-organisation), read once per practitioner and kept for a minute.
+and for which patient (SMART launch context). The professional's profession, name, national
+identifier (IdNat_PS) and structure come from the directory (the Practitioner's TRE_G15
+qualification, its first PractitionerRole's organisation), read once per practitioner and kept
+for a minute.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from hygie.auth.tokens import AccessToken
+from hygie.auth.tokens import AccessToken, InvalidToken
+from hygie.domain.access import Caller
 from hygie.domain.policy import Principal
 
-__all__ = ["PrincipalResolver", "profession_of"]
+__all__ = ["BearerAuthenticator", "PractitionerFacts", "PrincipalResolver", "profession_of"]
 
 TRE_G15 = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
+IDNAT_PS = "urn:oid:1.2.250.1.71.4.2.1"
+# purpose of use (v3-ActReason) of a first-party access: care for professionals, the patient's own
+_PURPOSES = {"practitioner": ("TREAT",), "patient": ("PATRQT",), "representative": ("PATRQT",)}
 
 # a first-party session token carries no app scopes: the portal is Hygie itself
 FIRST_PARTY_CLIENTS = frozenset({"hygie-portal"})
@@ -32,27 +39,93 @@ def profession_of(practitioner: dict[str, Any]) -> str | None:
     return None
 
 
+def _name(resource: dict[str, Any]) -> str | None:
+    for name in resource.get("name", []) or []:
+        if not isinstance(name, dict):
+            continue
+        if name.get("text"):
+            return str(name["text"])
+        parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family") or ""]
+        text = " ".join(str(p) for p in parts if p).strip()
+        if text:
+            return text
+    return None
+
+
+def _identifier(resource: dict[str, Any], system: str) -> str | None:
+    for identifier in resource.get("identifier", []) or []:
+        if isinstance(identifier, dict) and identifier.get("system") == system and identifier.get("value"):
+            return str(identifier["value"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PractitionerFacts:
+    profession: str | None = None
+    name: str | None = None
+    idnat: str | None = None
+    organization: str | None = None  # Organization/…
+
+
 class PrincipalResolver:
-    """Builds principals; ``read(type, id)`` returns a resource dict or None (through the store)."""
+    """Builds principals; ``read(type, id)`` returns a resource dict or None and ``roles(id)`` the
+    practitioner's PractitionerRoles (both through the store, outside any patient record)."""
 
     def __init__(
-        self, read: Callable[[str, str], Awaitable[dict[str, Any] | None]], *, ttl_s: float = 60.0
+        self,
+        read: Callable[[str, str], Awaitable[dict[str, Any] | None]],
+        *,
+        roles: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
+        ttl_s: float = 60.0,
     ) -> None:
         self.read = read
+        self.roles = roles
         self.ttl_s = ttl_s
-        self._professions: dict[str, tuple[float, str | None]] = {}
+        self._facts: dict[str, tuple[float, PractitionerFacts]] = {}
 
-    async def _profession(self, practitioner_id: str) -> str | None:
+    async def practitioner(self, practitioner_id: str) -> PractitionerFacts:
         now = time.monotonic()
-        hit = self._professions.get(practitioner_id)
+        hit = self._facts.get(practitioner_id)
         if hit is not None and hit[0] > now:
             return hit[1]
         resource = await self.read("Practitioner", practitioner_id)
-        profession = profession_of(resource) if resource else None
-        if len(self._professions) > 50_000:
-            self._professions.clear()
-        self._professions[practitioner_id] = (now + self.ttl_s, profession)
-        return profession
+        organization = None
+        if resource is not None and self.roles is not None:
+            for role in await self.roles(practitioner_id):
+                ref = (role.get("organization") or {}).get("reference")
+                if isinstance(ref, str) and role.get("active", True):
+                    organization = ref
+                    break
+        facts = (
+            PractitionerFacts(
+                profession_of(resource), _name(resource), _identifier(resource, IDNAT_PS), organization
+            )
+            if resource
+            else PractitionerFacts()
+        )
+        if len(self._facts) > 50_000:
+            self._facts.clear()
+        self._facts[practitioner_id] = (now + self.ttl_s, facts)
+        return facts
+
+    async def caller(
+        self, token: AccessToken, *, break_glass: frozenset[str] = frozenset(), address: str | None = None
+    ) -> Caller:
+        """The caller behind a token: its principal, and how the audit trail names it."""
+        principal = await self.principal(token, break_glass=break_glass)
+        display = identifier = None
+        if principal.kind == "practitioner" and principal.subject:
+            facts = await self.practitioner(principal.subject.split("/", 1)[1])
+            display, identifier = facts.name, facts.idnat
+        return Caller.of(
+            principal,
+            client_id=token.client_id or None,
+            display=display,
+            identifier=identifier,
+            identifier_system=IDNAT_PS if identifier else None,
+            purpose=_PURPOSES.get(principal.kind, ()),
+            address=address,
+        )
 
     async def principal(self, token: AccessToken, *, break_glass: frozenset[str] = frozenset()) -> Principal:
         scopes = None if token.client_id in FIRST_PARTY_CLIENTS else token.scopes
@@ -68,11 +141,12 @@ class PrincipalResolver:
                 "patient", fhir_user, scopes=scopes, launch_patient=token.patient or _id(fhir_user)
             )
         if token.kind == "professional" and fhir_user and fhir_user.startswith("Practitioner/"):
-            profession = await self._profession(fhir_user.split("/", 1)[1])
+            facts = await self.practitioner(fhir_user.split("/", 1)[1])
             return Principal(
                 "practitioner",
                 fhir_user,
-                profession=profession,
+                profession=facts.profession,
+                organization=facts.organization,
                 scopes=scopes,
                 launch_patient=token.patient,
                 break_glass=break_glass,
@@ -84,3 +158,36 @@ def _id(reference: str | None) -> str | None:
     if reference and "/" in reference:
         return reference.split("/", 1)[1]
     return None
+
+
+class BearerAuthenticator:
+    """``Authorization: Bearer`` → :class:`Caller` for the FHIR API (RFC 6750 errors otherwise).
+
+    A professional's open break-glass accesses are read at every request, so that an emergency
+    access applies at once and ends exactly when it expires.
+    """
+
+    def __init__(
+        self,
+        verify: Callable[[str | None], Awaitable[AccessToken]],
+        resolver: PrincipalResolver,
+        break_glass: Callable[[str], Awaitable[frozenset[str]]] | None = None,
+    ) -> None:
+        self.verify = verify
+        self.resolver = resolver
+        self.break_glass = break_glass
+
+    async def __call__(self, headers: dict[str, str], address: str | None) -> Caller:
+        from hygie.fhir.outcome import Unauthorized  # noqa: PLC0415
+
+        authorization = headers.get("authorization")
+        if not authorization:
+            raise Unauthorized("an access token is required (Authorization: Bearer …)")
+        try:
+            token = await self.verify(authorization)
+        except InvalidToken as exc:
+            raise Unauthorized(str(exc), error="invalid_token") from exc
+        emergency: frozenset[str] = frozenset()
+        if self.break_glass is not None and token.kind == "professional" and token.fhir_user:
+            emergency = await self.break_glass(token.fhir_user)
+        return await self.resolver.caller(token, break_glass=emergency, address=address)

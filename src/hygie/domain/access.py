@@ -1,29 +1,41 @@
-"""The one door to health data: every interaction asks :func:`AccessPolicy.decide` first.
+"""The one door to health data: every interaction asks :class:`AccessPolicy` first.
 
 Every FHIR interaction (read, vread, search with its includes, history, each entry of a batch or
-transaction, ``$everything``, exports, portal pages) builds an :class:`AccessRequest` and asks the
-policy. The decision, granted or refused, is handed to the :class:`DecisionRecorder` — the audit
-trail of the trust core plugs in there.
+transaction, ``$everything``, exports, portal pages) names its :class:`Caller` and its target
+and asks the policy. The policy gathers the facts the rules need — the access relations between
+the caller and the target's patient, read from the store's derived index (ADR 0007) — and hands
+them to the pure rules of :mod:`hygie.domain.policy`. The :class:`Decision`, granted or refused,
+is what the audit trail records (``domain/audit.py``).
 
-The foundation policy grants everything and records it; the rules (patients, professionals,
-consents, break-glass, SMART scopes) belong to the trust-core work and land here, in one place.
+Searches do not decide row by row: :meth:`AccessPolicy.restriction` gives the
+:class:`~hygie.domain.policy.SearchRestriction` the store adds to the query, so that refused rows
+never exist for totals, paging, includes or conditional matches.
 """
 
 from __future__ import annotations
 
-import logging
-from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
+
+from hygie.domain.policy import (
+    CategoryMatrix,
+    Principal,
+    Relation,
+    SearchRestriction,
+    Target,
+    decide,
+    restriction_for,
+    scope_refusal,
+)
 
 __all__ = [
     "AccessPolicy",
     "AccessRequest",
-    "AllowAllPolicy",
     "Caller",
     "Decision",
-    "DecisionRecorder",
-    "LoggingRecorder",
+    "Interaction",
+    "RelationSource",
 ]
 
 Interaction = Literal[
@@ -41,17 +53,40 @@ Interaction = Literal[
     "capabilities",
 ]
 
-log = logging.getLogger("hygie.access")
+# the interactions of the REST API, as the rules know them
+_RULE_INTERACTION: dict[str, Literal["read", "search", "create", "update", "delete", "history"]] = {
+    "read": "read",
+    "vread": "read",
+    "operation": "read",
+    "search": "search",
+    "history": "history",
+    "create": "create",
+    "update": "update",
+    "patch": "update",
+    "delete": "delete",
+}
+
+RelationSource = Callable[[str, Sequence[str], int], Awaitable[list[tuple[str, str | None, int | None]]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is asking: resolved from a token by ``auth/`` (anonymous until the trust core)."""
+    """Who is asking, resolved from an access token (``auth/principals.py``) or a portal session.
 
-    kind: Literal["anonymous", "patient", "practitioner", "system", "operator"]
+    ``principal`` is what the rules decide on; the other fields are what the audit trail shows:
+    ``display`` (a name), ``identifier`` (IdNat_PS / INS with its ``identifier_system``),
+    ``purpose`` (purpose-of-use codes), ``client_id`` (the app) and ``address`` (the network peer).
+    """
+
+    kind: Literal["anonymous", "patient", "representative", "aidant", "practitioner", "system", "operator"]
     subject: str | None = None
-    scopes: frozenset[str] = frozenset()
     client_id: str | None = None
+    principal: Principal = field(default_factory=lambda: Principal("anonymous"))
+    display: str | None = None
+    identifier: str | None = None
+    identifier_system: str | None = None
+    purpose: tuple[str, ...] = ()
+    address: str | None = None
 
     @classmethod
     def anonymous(cls) -> Caller:
@@ -60,7 +95,17 @@ class Caller:
     @classmethod
     def operator(cls, name: str = "cli") -> Caller:
         """A local operator (``hygie import``, ``hygie demo``): trusted, still recorded."""
-        return cls("operator", subject=name)
+        return cls("operator", subject=name, principal=Principal("operator", f"Operator/{name}"))
+
+    @classmethod
+    def of(cls, principal: Principal, **audit: object) -> Caller:
+        """The caller acting as ``principal`` (its kind and subject), with audit details."""
+        return cls(principal.kind, principal.subject, principal=principal, **audit)  # type: ignore[arg-type]
+
+    @property
+    def trusted(self) -> bool:
+        """Platform actors (operators, backend services) see every record their scopes allow."""
+        return self.kind in ("operator", "system")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,51 +123,68 @@ class Decision:
     request: AccessRequest
     allowed: bool
     reason: str
-
-
-class DecisionRecorder(Protocol):
-    def record(self, decision: Decision) -> None: ...
+    break_glass: bool = False
 
 
 @dataclass
-class LoggingRecorder:
-    """Keeps the last decisions in memory and logs them (the audit trail replaces it)."""
+class AccessPolicy:
+    """The policy decision point: facts from the store, verdicts from ``domain/policy.py``.
 
-    keep: int = 1000
-    recent: deque[Decision] = field(default_factory=deque)
-    total: int = 0
+    ``relations(patient, actors, now_us)`` reads the live access relations (the store's
+    ``relations`` method); ``matrix`` is the profession × document-category table.
+    """
 
-    def record(self, decision: Decision) -> None:
-        self.total += 1
-        self.recent.append(decision)
-        if len(self.recent) > self.keep:
-            self.recent.popleft()
-        if log.isEnabledFor(logging.DEBUG):
-            req = decision.request
-            log.debug(
-                "access %s %s %s/%s by %s:%s -> %s (%s)",
-                req.interaction,
-                req.detail or "",
-                req.resource_type,
-                req.resource_id,
-                req.caller.kind,
-                req.caller.subject,
-                "granted" if decision.allowed else "refused",
-                decision.reason,
-            )
+    relations: RelationSource
+    clock: Callable[[], int]
+    matrix: CategoryMatrix = field(default_factory=CategoryMatrix.default)
 
+    async def facts(
+        self, caller: Caller, patient: str | None, cache: dict[str, list[Relation]] | None = None
+    ) -> list[Relation]:
+        """The live relations between the caller (and its structure) and ``patient``."""
+        principal = caller.principal
+        if patient is None or principal.kind not in ("practitioner", "representative", "aidant"):
+            return []
+        if cache is not None and patient in cache:
+            return cache[patient]
+        actors = [a for a in (principal.subject, principal.organization) if a]
+        rows = await self.relations(patient, actors, self.clock())
+        found = [
+            Relation(kind, frozenset(categories.split(",")) if categories else None, expires)  # type: ignore[arg-type]
+            for kind, categories, expires in rows
+        ]
+        if cache is not None:
+            cache[patient] = found
+        return found
 
-class AccessPolicy(Protocol):
-    def decide(self, request: AccessRequest) -> Decision: ...
+    async def decide(
+        self,
+        request: AccessRequest,
+        target: Target | None,
+        cache: dict[str, list[Relation]] | None = None,
+    ) -> Decision:
+        """The decision on one interaction; ``target`` None for interactions on no resource."""
+        principal = request.caller.principal
+        if request.interaction in ("capabilities",):
+            return Decision(request, True, "the capability statement is public")
+        if principal.kind == "anonymous":
+            return Decision(request, False, "not authenticated")
+        if target is None:
+            # batch/transaction containers, searches: their entries and rows are decided one by one
+            return Decision(request, True, "decided per entry")
+        rule = _RULE_INTERACTION[request.interaction]
+        relations = await self.facts(request.caller, target.patient, cache)
+        verdict = decide(principal, rule, target, relations, matrix=self.matrix, now_us=self.clock())
+        return Decision(request, verdict.allowed, verdict.reason, verdict.break_glass)
 
+    def restriction(self, caller: Caller, resource_type: str | None) -> SearchRestriction | None:
+        """What a search by ``caller`` may see, as a store restriction (None: everything)."""
+        restriction = restriction_for(caller.principal, resource_type, matrix=self.matrix)
+        return None if restriction == SearchRestriction() else restriction
 
-@dataclass
-class AllowAllPolicy:
-    """The foundation's policy: every request is allowed, and every decision is recorded."""
-
-    recorder: DecisionRecorder = field(default_factory=LoggingRecorder)
-
-    def decide(self, request: AccessRequest) -> Decision:
-        decision = Decision(request, True, "foundation policy: no rules yet")
-        self.recorder.record(decision)
-        return decision
+    def scope_refusal(self, caller: Caller, interaction: Interaction, resource_type: str) -> str | None:
+        """Why the caller's app scopes refuse this interaction on this type (None: they do not)."""
+        rule = _RULE_INTERACTION.get(interaction)
+        if rule is None:
+            return None
+        return scope_refusal(caller.principal, rule, resource_type)

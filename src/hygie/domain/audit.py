@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hygie.domain.access import Decision
+from hygie.domain.access import Caller, Decision
 
 if TYPE_CHECKING:
     from hygie.domain.disputes import Dispute, DisputeStatus
@@ -56,6 +56,8 @@ __all__ = [
     "Coding",
     "VerifyReport",
     "access_line",
+    "actor_of",
+    "audit_entries",
     "build_entry",
     "canonical_json",
     "chain_hash",
@@ -340,6 +342,56 @@ def build_entry(decision: Decision, context: AuditContext, actor: Actor | None =
         purpose=",".join(p.code for p in purposes) or None,
         content=canonical_json(event),
     )
+
+
+_TRE_G15 = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
+_ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+# the role a non-professional caller is shown with
+_KIND_ROLES = {"patient": "PAT", "representative": "GUARD", "aidant": "CAREGIVER"}
+
+
+def actor_of(caller: Caller, *, break_glass: bool = False) -> Actor:
+    """The audit's view of a caller: identifier, name, profession or role, structure, purpose."""
+    principal = caller.principal
+    role: Coding | None = None
+    if principal.profession:
+        role = Coding(_TRE_G15, principal.profession)
+    elif caller.kind in _KIND_ROLES:
+        role = Coding(_ROLE_CODES, _KIND_ROLES[caller.kind])
+    purposes = tuple(Coding(_ACT_REASON, p) for p in caller.purpose)
+    return Actor(
+        who=caller.identifier or caller.subject or caller.kind,
+        who_system=caller.identifier_system,
+        display=caller.display or caller.subject or caller.kind,
+        role=role,
+        structure=principal.organization,
+        purpose_of_use=purposes,
+        access_mode="bris_de_glace" if break_glass else None,
+    )
+
+
+def audit_entries(
+    decisions: Sequence[Decision],
+    *,
+    server: str,
+    recorded_us: int,
+    request_id: str | None = None,
+    failure: str | None = None,
+) -> list[AuditEntry]:
+    """The entries for a request's decisions; ``failure`` (4/8) marks granted accesses whose
+    interaction then failed."""
+    out = []
+    for decision in decisions:
+        caller = decision.request.caller
+        context = AuditContext(
+            recorded_us=recorded_us,
+            server=server,
+            client=caller.client_id or caller.address,
+            request_id=request_id,
+            outcome=failure,
+        )
+        out.append(build_entry(decision, context, actor_of(caller, break_glass=decision.break_glass)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ __all__ = [
     "Verdict",
     "decide",
     "restriction_for",
+    "scope_refusal",
 ]
 
 PrincipalKind = Literal[
@@ -180,6 +181,20 @@ def _scopes_allow(principal: Principal, interaction: Interaction, target: Target
             return None
         return Verdict(False, "scope: patient/ scopes reach only the launch patient")
     return Verdict(False, "scope: interaction not granted to this app")
+
+
+def scope_refusal(principal: Principal, interaction: Interaction, resource_type: str) -> str | None:
+    """Why the app's scopes refuse ``interaction`` on every ``resource_type`` (None: they may not)."""
+    scopes = principal.scopes
+    if scopes is None:
+        return None
+    action = _SCOPE_INTERACTION[interaction]
+    contexts: tuple[Literal["patient", "user", "system"], ...] = (
+        ("system",) if principal.kind == "system" else ("user", "patient")
+    )
+    if any(scopes.permits(context, resource_type, action)[0] for context in contexts):
+        return None
+    return f"scope: {action} of {resource_type} is not granted to this app"
 
 
 def decide(

@@ -158,7 +158,8 @@ async def _resolve_conditional(
     rtype, _, criteria = reference.partition("?")
     res.require_type(rtype)
     query = parse_search(rtype, parse_qsl(criteria, keep_blank_values=True), strict=True)
-    service.require(caller_request.caller, "search", rtype, detail=criteria)
+    service.scoped(caller_request, "search", rtype)
+    service.restrict(caller_request, query)
     keys = await tx.search_keys(query, 2)
     if len(keys) != 1:
         raise PreconditionFailed(
@@ -182,6 +183,8 @@ async def _dispatch(
         resource=entry.resource,
         caller=caller.caller,
         request_id=caller.request_id,
+        audit=caller.audit,
+        relations=caller.relations,
     )
     if entry.method == "PATCH":
         req.headers["content-type"] = "application/json-patch+json"
@@ -218,9 +221,9 @@ async def process_bundle(service: FhirService, request: FhirRequest) -> FhirResp
         )
     entries = _entries(bundle, service.limits.max_bundle_entries)
     if btype == "batch":
-        service.require(request.caller, "batch")
+        await service.require(request, "batch")
         return await _batch(service, request, entries)
-    service.require(request.caller, "transaction")
+    await service.require(request, "transaction")
     return await _transaction(service, request, entries)
 
 
@@ -231,6 +234,8 @@ async def _batch(service: FhirService, request: FhirRequest, entries: list[_Entr
             response = await _dispatch(service, e, request, None)
         except FhirError as err:
             response = service.error_response(err)
+        # each entry's decisions go to the trail with that entry's own outcome
+        await service.flush_audit(request, response.status)
         out.append(_response_entry(response))
     return FhirResponse(
         200, {"resourceType": "Bundle", "id": res.new_id(), "type": "batch-response", "entry": out}
@@ -260,7 +265,7 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
             mapping[e.full_url] = f"{segments[0]}/{segments[1]}"
 
     responses: dict[int, FhirResponse] = {}
-    async with service.store.transaction() as tx:
+    async with service.transaction(request) as tx:
         # 2. conditional creates that match: their fullUrl maps to the existing resource
         for e in entries:
             if e.method == "POST" and "if-none-exist" in e.headers:
@@ -269,6 +274,7 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
                 criteria = e.headers["if-none-exist"]
                 criteria = criteria.split("?", 1)[1] if "?" in criteria else criteria
                 query = parse_search(rtype, parse_qsl(criteria, keep_blank_values=True), strict=True)
+                service.restrict(request, query)
                 keys = await tx.search_keys(query, 2)
                 if len(keys) > 1:
                     raise _prefix_issues(
@@ -301,6 +307,8 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
                         resource=e.resource,
                         caller=request.caller,
                         request_id=request.request_id,
+                        audit=request.audit,
+                        relations=request.relations,
                     )
                     responses[e.index] = await service.create(req, segments[0], tx, id=preset_ids[e.index])
                 else:

@@ -92,6 +92,39 @@ def _resources() -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _security(base_url: str) -> dict[str, Any]:
+    """SMART on FHIR: every interaction but this statement needs an OAuth 2.0 bearer token; the
+    endpoints are also in ``.well-known/smart-configuration``."""
+    issuer = base_url.removesuffix("/fhir")
+    uris = {
+        "authorize": f"{issuer}/oauth/authorize",
+        "token": f"{issuer}/oauth/token",
+        "revoke": f"{issuer}/oauth/revoke",
+        "introspect": f"{issuer}/oauth/introspect",
+    }
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth 2.0 bearer tokens (SMART App Launch 2.x, SMART Backend Services)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "description": "Every request but GET /metadata needs Authorization: Bearer <access token>.",
+    }
+
+
 def capability_statement(base_url: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
@@ -107,6 +140,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
+                "security": _security(base_url),
                 "documentation": (
                     "Search modifiers: :missing :exact :contains :text :not :of-type :identifier and type "
                     "modifiers on references, :below/:above on uri; prefixes eq ne lt gt le ge sa eb ap; "

@@ -15,9 +15,10 @@ Writes validate the resource (``fhir/validation``), extract its search index
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -25,7 +26,9 @@ from urllib.parse import parse_qsl, urlencode
 import jsonpatch
 import orjson
 
-from hygie.domain.access import AccessPolicy, AccessRequest, AllowAllPolicy, Caller, Interaction
+from hygie.domain.access import AccessPolicy, AccessRequest, Decision, Interaction
+from hygie.domain.audit import AuditLog, audit_entries
+from hygie.domain.policy import Target
 from hygie.domain.relations import relations_from
 from hygie.fhir import resources as res
 from hygie.fhir.indexing import extract_index
@@ -39,11 +42,13 @@ from hygie.fhir.outcome import (
     NotFound,
     NotSupported,
     PreconditionFailed,
+    Unauthorized,
     Unprocessable,
     operation_outcome,
 )
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.search import SearchQuery, parse_search
+from hygie.fhir.targets import target_of, target_of_resource, with_patient
 from hygie.fhir.validation import validate_resource
 from hygie.ports import ResourceStore, StoredResource, StoreTransaction, WriteOp
 
@@ -159,35 +164,146 @@ class FhirService:
         *,
         base_url: str,
         policy: AccessPolicy | None = None,
+        audit: AuditLog | None = None,
         limits: Limits | None = None,
         clock: Callable[[], int] = _now_clock,
+        server: str = "hygie",
     ) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/")
-        self.policy: AccessPolicy = policy or AllowAllPolicy()
-        self.limits = limits or Limits()
         self.clock = clock
+        self.policy = policy or AccessPolicy(
+            lambda patient, actors, now: store.relations(patient, actors, now_us=now), clock
+        )
+        if audit is None:
+            from hygie.stores.audit_memory import MemoryAuditLog  # noqa: PLC0415 - the embedded default
+
+            audit = MemoryAuditLog()
+        self.audit: AuditLog = audit
+        self.limits = limits or Limits()
+        self.server = server
 
     # -- the door ---------------------------------------------------------------------------
 
-    def require(
+    async def authorize(
         self,
-        caller: Caller,
+        request: FhirRequest,
         interaction: Interaction,
         resource_type: str | None = None,
         resource_id: str | None = None,
         *,
-        patient: str | None = None,
+        target: Target | None = None,
         detail: str | None = None,
-    ) -> None:
-        decision = self.policy.decide(
-            AccessRequest(caller, interaction, resource_type, resource_id, patient, detail)
+    ) -> Decision:
+        """Ask the policy and keep the decision for the audit trail of this request."""
+        patient = target.patient if target is not None else None
+        access = AccessRequest(request.caller, interaction, resource_type, resource_id, patient, detail)
+        decision = await self.policy.decide(access, target, request.relations)
+        if target is not None or not decision.allowed:
+            # a granted search, history or Bundle is recorded by what it returns, entry by entry
+            request.audit.decisions.append(decision)
+        return decision
+
+    async def require(
+        self,
+        request: FhirRequest,
+        interaction: Interaction,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        *,
+        target: Target | None = None,
+        detail: str | None = None,
+    ) -> Decision:
+        """:meth:`authorize`, raising when refused: "forbidden" looks like "absent" (404) for an
+        existing resource; a refused creation or search is 403."""
+        decision = await self.authorize(
+            request, interaction, resource_type, resource_id, target=target, detail=detail
         )
         if not decision.allowed:
+            if decision.reason == "not authenticated":
+                raise Unauthorized()
             if resource_id is not None:
-                # forbidden and absent look the same
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
-            raise Forbidden(decision.reason)
+            raise Forbidden(f"access refused: {decision.reason}")
+        return decision
+
+    def scoped(self, request: FhirRequest, interaction: Interaction, resource_type: str) -> None:
+        """Refuse (403) an interaction the app's scopes never allow on this type, and record it."""
+        reason = self.policy.scope_refusal(request.caller, interaction, resource_type)
+        if reason is not None:
+            access = AccessRequest(request.caller, interaction, resource_type, detail=reason)
+            request.audit.decisions.append(Decision(access, False, reason))
+            raise Forbidden(reason)
+
+    def restrict(self, request: FhirRequest, query: SearchQuery) -> SearchQuery:
+        """Add the caller's search restriction to ``query`` (the store applies it in SQL)."""
+        query.restriction = self.policy.restriction(request.caller, query.resource_type)
+        return query
+
+    async def visible(
+        self, request: FhirRequest, rows: list[StoredResource], detail: str
+    ) -> list[StoredResource]:
+        """The rows the caller may read (included resources, compartments, history): the others
+        are dropped silently, and each kept row's patient gets an audit record."""
+        if request.caller.trusted and request.caller.principal.scopes is None:
+            return rows
+        kept = []
+        for row in rows:
+            decision = await self.policy.decide(
+                AccessRequest(request.caller, "read", row.resource_type, row.id, detail=detail),
+                target_of(row),
+                request.relations,
+            )
+            if decision.allowed:
+                kept.append(row)
+        return kept
+
+    def record_search(
+        self,
+        request: FhirRequest,
+        resource_type: str | None,
+        rows: list[StoredResource],
+        detail: str,
+        interaction: Interaction = "search",
+    ) -> None:
+        """One granted decision per patient whose data the response carries (or one in the
+        system partition when it carries none)."""
+        patients: list[str | None] = [
+            *sorted({r.patient or (r.id if r.resource_type == "Patient" else "") for r in rows} - {""})
+        ]
+        for patient in patients or [None]:
+            access = AccessRequest(request.caller, interaction, resource_type, None, patient, detail)
+            request.audit.decisions.append(Decision(access, True, "search within the caller's restriction"))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, request: FhirRequest) -> AsyncIterator[StoreTransaction]:
+        """A store transaction whose commit includes the audit records of this request's decisions."""
+        async with self.store.transaction() as tx:
+            yield tx
+            await self.commit_audit(request, tx)
+
+    async def commit_audit(self, request: FhirRequest, tx: StoreTransaction) -> None:
+        pending = request.audit.take()
+        if pending:
+            entries = audit_entries(
+                pending, server=self.server, recorded_us=self.clock(), request_id=request.request_id
+            )
+            await self.audit.append(tx, entries)
+
+    async def flush_audit(self, request: FhirRequest, status: int) -> None:
+        """Write the decisions not yet in the trail, durably (before a read's response is sent).
+        A granted access whose interaction then failed is recorded with a failure outcome."""
+        pending = request.audit.take()
+        if pending:
+            failure = None if status < 400 else ("8" if status >= 500 else "4")
+            entries = audit_entries(
+                pending,
+                server=self.server,
+                recorded_us=self.clock(),
+                request_id=request.request_id,
+                failure=failure,
+            )
+            await self.audit.append_now(entries)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -254,11 +370,12 @@ class FhirService:
     ) -> FhirResponse:
         res.require_type(resource_type)
         res.require_id(id)
-        self.require(request.caller, "read", resource_type, id)
+        self.scoped(request, "read", resource_type)
         # inside a transaction a read sees the transaction's own writes
         stored = await (tx.read_for_update(resource_type, id) if tx else self.store.read(resource_type, id))
         if stored is None:
             raise NotFound(f"{resource_type}/{id} is not known")
+        await self.require(request, "read", resource_type, id, target=target_of(stored))
         if stored.deleted:
             raise Gone(
                 f"{resource_type}/{id} was deleted",
@@ -289,10 +406,15 @@ class FhirService:
         res.require_id(id)
         if not version.isdigit():
             raise NotFound(f"{resource_type}/{id} has no version {version!r}")
-        self.require(request.caller, "vread", resource_type, id)
+        self.scoped(request, "vread", resource_type)
         stored = await self.store.vread(resource_type, id, int(version))
         if stored is None:
             raise NotFound(f"{resource_type}/{id} has no version {version}")
+        current = await self.store.read(resource_type, id)
+        patient = current.patient if current is not None else None
+        await self.require(
+            request, "vread", resource_type, id, target=with_patient(target_of(stored), patient)
+        )
         headers = {"ETag": res.etag(stored.version), "Last-Modified": res.http_date(stored.last_updated)}
         if stored.deleted:
             raise Gone(f"version {version} of {resource_type}/{id} is a deletion", headers=headers)
@@ -313,6 +435,7 @@ class FhirService:
         id: str | None = None,
     ) -> FhirResponse:
         res.require_type(resource_type)
+        self.scoped(request, "create", resource_type)
         resource = self._body(request)
         if_none_exist = request.header("if-none-exist")
         if if_none_exist is not None:
@@ -329,6 +452,7 @@ class FhirService:
                     found = await self.store.read(resource_type, existing[0])
                 if found is None:
                     raise Conflict(f"{resource_type}/{existing[0]} changed while checking If-None-Exist")
+                await self.require(request, "read", resource_type, found.id, target=target_of(found))
                 headers = {
                     "ETag": res.etag(found.version),
                     "Last-Modified": res.http_date(found.last_updated),
@@ -338,16 +462,18 @@ class FhirService:
         new_id = id or res.new_id()
         self._prepare(resource, resource_type, new_id)
         op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock())
-        self.require(request.caller, "create", resource_type, None, patient=op.patient)
-        await self._commit(op, tx)
+        await self.require(
+            request, "create", resource_type, target=target_of_resource(resource_type, op.patient, resource)
+        )
+        await self._commit(request, op, tx)
         stored = StoredResource(resource_type, new_id, 1, op.last_updated, False, op.content)
         return self._located(stored, 201, request)
 
-    async def _commit(self, op: WriteOp, tx: StoreTransaction | None) -> None:
+    async def _commit(self, request: FhirRequest, op: WriteOp, tx: StoreTransaction | None) -> None:
         if tx is not None:
             await tx.write(op)
             return
-        async with self.store.transaction() as own:
+        async with self.transaction(request) as own:
             await own.write(op)
 
     async def update(
@@ -355,6 +481,7 @@ class FhirService:
     ) -> FhirResponse:
         res.require_type(resource_type)
         res.require_id(id)
+        self.scoped(request, "update", resource_type)
         resource = self._body(request)
         body_id = resource.get("id")
         if body_id is None:
@@ -369,7 +496,7 @@ class FhirService:
         expected = parse_if_match(request.header("if-match"))
         if tx is not None:
             return await self._update_in(request, tx, resource, resource_type, id, expected, "PUT")
-        async with self.store.transaction() as own:
+        async with self.transaction(request) as own:
             return await self._update_in(request, own, resource, resource_type, id, expected, "PUT")
 
     async def _update_in(
@@ -383,6 +510,10 @@ class FhirService:
         method: str,
     ) -> FhirResponse:
         current = await tx.read_for_update(resource_type, id)
+        interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
+        if current is not None and not current.deleted and method != "PATCH":  # patch() asked already
+            # may the caller change what is there? (before If-Match: a refusal looks like absence)
+            await self.require(request, interaction, resource_type, id, target=target_of(current))
         if expected is not None:
             if current is None or current.deleted:
                 raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match {expected})")
@@ -393,8 +524,16 @@ class FhirService:
                 )
         version = (current.version + 1) if current is not None else 1
         op = self._write_op(resource, resource_type, id, version, method, self.clock())
-        interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
-        self.require(request.caller, interaction, resource_type, id, patient=op.patient)
+        # and may it write what it sends (not, say, move an entry into another record)?
+        decision = await self.authorize(
+            request,
+            interaction,
+            resource_type,
+            id,
+            target=target_of_resource(resource_type, op.patient, resource),
+        )
+        if not decision.allowed:
+            raise Forbidden(f"access refused: {decision.reason}")
         await tx.write(op)
         created = current is None or current.deleted
         stored = StoredResource(resource_type, id, version, op.last_updated, False, op.content)
@@ -408,7 +547,9 @@ class FhirService:
         if not params:
             raise InvalidRequest("conditional operation without criteria", expression="criteria")
         query = parse_search(resource_type, params, strict=True, max_count=self.limits.max_count)
-        self.require(request.caller, "search", resource_type, detail=criteria)
+        self.scoped(request, "search", resource_type)
+        # conditional matches see only what the caller may see: no leak through them
+        self.restrict(request, query)
         if tx is not None:
             keys = await tx.search_keys(query, 2)
         else:
@@ -446,6 +587,7 @@ class FhirService:
     ) -> FhirResponse:
         res.require_type(resource_type)
         res.require_id(id)
+        self.scoped(request, "patch", resource_type)
         content_type = (request.header("content-type") or "").split(";")[0].strip()
         if request.resource is not None and request.resource.get("resourceType") == "Binary":
             # a batch entry carries a JSON Patch as a Binary (http://hl7.org/fhir/R4/http.html#patch)
@@ -471,6 +613,7 @@ class FhirService:
             current = await t.read_for_update(resource_type, id)
             if current is None:
                 raise NotFound(f"{resource_type}/{id} is not known")
+            await self.require(request, "patch", resource_type, id, target=target_of(current))
             if current.deleted:
                 raise Gone(f"{resource_type}/{id} was deleted")
             if expected is not None and expected != current.version:
@@ -495,7 +638,7 @@ class FhirService:
 
         if tx is not None:
             return await run(tx)
-        async with self.store.transaction() as own:
+        async with self.transaction(request) as own:
             return await run(own)
 
     async def delete(
@@ -503,12 +646,13 @@ class FhirService:
     ) -> FhirResponse:
         res.require_type(resource_type)
         res.require_id(id)
-        self.require(request.caller, "delete", resource_type, id)
+        self.scoped(request, "delete", resource_type)
 
         async def run(t: StoreTransaction) -> FhirResponse:
             current = await t.read_for_update(resource_type, id)
             if current is None or current.deleted:
                 return FhirResponse(204)
+            await self.require(request, "delete", resource_type, id, target=target_of(current))
             expected = parse_if_match(request.header("if-match"))
             if expected is not None and expected != current.version:
                 raise PreconditionFailed(
@@ -522,7 +666,7 @@ class FhirService:
 
         if tx is not None:
             return await run(tx)
-        async with self.store.transaction() as own:
+        async with self.transaction(request) as own:
             return await run(own)
 
     async def conditional_delete(

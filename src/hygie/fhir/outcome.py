@@ -142,6 +142,19 @@ class Forbidden(FhirError):
         super().__init__(diagnostics, **kwargs)
 
 
+class Unauthorized(FhirError):
+    """No valid access token (RFC 6750 §3): 401 with a ``WWW-Authenticate`` challenge."""
+
+    status = 401
+
+    def __init__(self, description: str = "an access token is required", *, error: str | None = None) -> None:
+        challenge = 'Bearer realm="hygie"'
+        if error:
+            safe = description.replace('"', "'")
+            challenge += f', error="{error}", error_description="{safe}"'
+        super().__init__(description, code="login", headers={"WWW-Authenticate": challenge})
+
+
 class NotSupported(FhirError):
     status = 501
 

@@ -10,9 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hygie.domain.access import Caller
+from hygie.domain.access import Caller, Decision
+from hygie.domain.policy import Relation
 
-__all__ = ["FhirRequest", "FhirResponse"]
+__all__ = ["FhirRequest", "FhirResponse", "PendingAudit"]
+
+
+@dataclass(slots=True)
+class PendingAudit:
+    """The access decisions of one request (and of its Bundle entries) not yet in the trail."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    written: int = 0
+
+    def take(self) -> list[Decision]:
+        pending = self.decisions[self.written :]
+        self.written = len(self.decisions)
+        return pending
 
 
 @dataclass(slots=True)
@@ -26,6 +40,9 @@ class FhirRequest:
     # parsed body, when the caller already has it (Bundle entries)
     resource: dict[str, Any] | None = None
     request_id: str | None = None
+    # shared by a Bundle's entries: the decisions to audit, the relations read for the caller
+    audit: PendingAudit = field(default_factory=PendingAudit)
+    relations: dict[str, list[Relation]] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -58,7 +58,7 @@ async def route(
     if n == 1 and head == "metadata":
         if method != "GET":
             raise _not_allowed(method, head)
-        service.require(request.caller, "capabilities")
+        await service.require(request, "capabilities")
         return FhirResponse(200, capability.capability_statement(service.base_url))
     if n == 1 and head == "_history":
         if method != "GET":

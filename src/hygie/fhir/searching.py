@@ -7,15 +7,17 @@ neither repeat nor skip resources while others create or delete resources.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
 
 from hygie.fhir import resources as res
-from hygie.fhir.outcome import InvalidRequest, operation_outcome
+from hygie.fhir.outcome import InvalidRequest, NotFound, operation_outcome
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.search import Include, SearchQuery
+from hygie.fhir.targets import target_of
 from hygie.ports import ResourceKey, StoredResource
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def _self_link(service: FhirService, path: str, query: SearchQuery, cursor: str 
 
 
 async def _includes(
-    service: FhirService, query: SearchQuery, matches: list[StoredResource]
+    service: FhirService, request: FhirRequest, query: SearchQuery, matches: list[StoredResource]
 ) -> tuple[list[StoredResource], list[Any]]:
     """Resolve _include and _revinclude (with :iterate), bounded by ``max_includes``."""
     seen: set[ResourceKey] = {(r.resource_type, r.id) for r in matches}
@@ -71,7 +73,9 @@ async def _includes(
         for inc in [*query.includes, *query.revincludes]:
             if round_ > 0 and not inc.iterate:
                 continue
-            new.extend(await _one_include(service, inc, frontier, seen, limit - len(found) - len(new)))
+            rows = await _one_include(service, inc, frontier, seen, limit - len(found) - len(new))
+            # what the caller may not read is left out, as if it did not exist
+            new.extend(await service.visible(request, rows, "_include"))
             if len(found) + len(new) > limit:  # more than the bound: cut and say so
                 issues.append(
                     {
@@ -124,7 +128,11 @@ async def run_search(
     if resource_type is not None:
         res.require_type(resource_type)
     query = search_query(request, resource_type, service.limits)
-    service.require(request.caller, "search", resource_type, detail=urlencode(request.query))
+    detail = urlencode(request.query)
+    await service.require(request, "search", resource_type)  # who may search at all
+    if resource_type is not None:
+        service.scoped(request, "search", resource_type)
+    service.restrict(request, query)
     now = service.clock()
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -132,13 +140,10 @@ async def run_search(
         "meta": {"lastUpdated": res.instant(now)},
         "type": "searchset",
     }
-    if query.summary == "count":
+    if query.summary == "count" or query.count == 0:
         bundle["total"] = await service.store.count(query, now_us=now)
         bundle["link"] = [{"relation": "self", "url": _self_link(service, path, query)}]
-        return FhirResponse(200, bundle)
-    if query.count == 0:
-        bundle["total"] = await service.store.count(query, now_us=now)
-        bundle["link"] = [{"relation": "self", "url": _self_link(service, path, query)}]
+        service.record_search(request, resource_type, [], detail)
         return FhirResponse(200, bundle)
     page = await service.store.search(query, now_us=now)
     total = page.total
@@ -155,13 +160,12 @@ async def run_search(
         links.append({"relation": "previous", "url": _self_link(service, path, query, page.prev_cursor)})
     bundle["link"] = links
     entries = [_entry(service, r, "match", _shape(r, query)) for r in page.resources]
+    returned = list(page.resources)
     if query.includes or query.revincludes:
-        included, issues = await _includes(service, query, page.resources)
-        for r in included:
-            service.require(request.caller, "read", r.resource_type, None, detail="_include")
-            entries.append(_entry(service, r, "include", _shape(r, query)))
+        included, issues = await _includes(service, request, query, page.resources)
+        returned.extend(included)
+        entries.extend(_entry(service, r, "include", _shape(r, query)) for r in included)
         if issues:
-            query.warnings.extend([])
             entries.append(
                 {
                     "resource": {"resourceType": "OperationOutcome", "issue": issues},
@@ -171,6 +175,7 @@ async def run_search(
     if query.warnings:
         entries.append({"resource": operation_outcome(query.warnings), "search": {"mode": "outcome"}})
     bundle["entry"] = entries
+    service.record_search(request, resource_type, returned, detail)
     return FhirResponse(200, bundle)
 
 
@@ -189,6 +194,25 @@ def _since(request: FhirRequest) -> int | None:
         raise InvalidRequest(f"invalid _since {value!r}", expression="_since") from exc
 
 
+async def _visible_versions(
+    service: FhirService, request: FhirRequest, versions: list[StoredResource]
+) -> list[StoredResource]:
+    """The versions the caller may read, each judged in the record its resource belongs to now
+    (type and system histories mix every record: refused versions are left out)."""
+    if request.caller.trusted and request.caller.principal.scopes is None:
+        return versions
+    current = {
+        (r.resource_type, r.id): r
+        for r in await service.store.read_many(sorted({(v.resource_type, v.id) for v in versions}))
+    }
+    judged = []
+    for v in versions:
+        now = current.get((v.resource_type, v.id))
+        patient = now.patient if now is not None else None
+        judged.append(replace(v, patient=patient or v.patient))
+    return await service.visible(request, judged, "_history")
+
+
 async def history(
     service: FhirService, request: FhirRequest, resource_type: str | None, id: str | None
 ) -> FhirResponse:
@@ -204,18 +228,23 @@ async def history(
     if count < 1:
         raise InvalidRequest("_count must be at least 1 for history", expression="_count")
     since = _since(request)
-    service.require(request.caller, "history", resource_type, id)
+    await service.require(request, "history", resource_type)
+    if resource_type is not None:
+        service.scoped(request, "history", resource_type)
+    if id is not None and resource_type is not None:
+        # the instance's history: decided on the resource as it is now
+        current = await service.store.read(resource_type, id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{id} is not known")
+        await service.require(request, "history", resource_type, id, target=target_of(current))
     page = await service.store.history(
         resource_type, id, since_us=since, count=count, cursor=params.get("_cursor")
     )
-    if id is not None and not page.entries and params.get("_cursor") is None:
-        current = await service.store.read(resource_type or "", id)
-        if current is None:
-            from hygie.fhir.outcome import NotFound  # noqa: PLC0415
-
-            raise NotFound(f"{resource_type}/{id} is not known")
+    shown = await _visible_versions(service, request, page.entries)
+    if id is None:  # an instance's history was recorded by its decision above
+        service.record_search(request, resource_type, shown, "_history", "history")
     entries = []
-    for h in page.entries:
+    for h in shown:
         url = f"{h.resource_type}/{h.id}"
         entry: dict[str, Any] = {"fullUrl": service.full_url(h.resource_type, h.id)}
         if not h.deleted:

@@ -37,9 +37,15 @@ async def home(_: Request) -> Response:
     return render("accueil.html", title="Accueil")
 
 
+def fhir_api(runtime: Runtime) -> FhirApi:
+    return FhirApi(
+        runtime.service, max_body_bytes=runtime.settings.max_body_bytes, authenticate=runtime.authenticate
+    )
+
+
 def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRoute]:
     assert runtime.auth is not None
-    fhir = fhir or FhirApi(runtime.service, max_body_bytes=runtime.settings.max_body_bytes)
+    fhir = fhir or fhir_api(runtime)
     providers = providers_from_env()  # HYGIE_FEDERATION_PROVIDERS (JSON); none when unset
     oauth = OAuthWeb(
         runtime.auth,
@@ -74,7 +80,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         rt = runtime or await open_runtime(settings or load_settings())
-        front.fhir = FhirApi(rt.service, max_body_bytes=rt.settings.max_body_bytes)
+        front.fhir = fhir_api(rt)
         front.pages = Starlette(routes=build_routes(rt, front.fhir), middleware=[cors()])
         try:
             yield

@@ -6,6 +6,10 @@ framework route because it sits on the hottest path of the server.
 
 JSON only: a request whose body is XML, or that asks for XML only (``Accept`` or ``_format``),
 gets 415 with an OperationOutcome.
+
+Every request but ``GET metadata`` needs a bearer token: ``authenticate`` turns the headers
+into the :class:`~hygie.domain.access.Caller` (401 with ``WWW-Authenticate`` otherwise). The
+access decisions a request took are written to the audit trail before its response is sent.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from hygie.domain.access import Caller
 from hygie.fhir.interactions import FhirService
-from hygie.fhir.outcome import FhirError, Issue, NotSupported, operation_outcome
+from hygie.fhir.outcome import FhirError, Issue, NotSupported, Unauthorized, operation_outcome
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.router import route
 
-__all__ = ["FhirApi"]
+__all__ = ["Authenticate", "FhirApi"]
 
 log = logging.getLogger("hygie.fhir")
 
@@ -31,6 +36,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+# headers (lower-case names) and the client's address -> the caller, or raise Unauthorized
+Authenticate = Callable[[dict[str, str], str | None], Awaitable[Caller]]
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -39,7 +46,10 @@ CONTENT_TYPE = b"application/fhir+json; charset=utf-8"
 # because the FHIR API is served before the framework's middleware, on the hot path
 CORS_RESPONSE = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"Location, ETag, Last-Modified, Content-Location, X-Request-Id"),
+    (
+        b"access-control-expose-headers",
+        b"Location, ETag, Last-Modified, Content-Location, X-Request-Id, WWW-Authenticate",
+    ),
 ]
 CORS_PREFLIGHT = {
     "access-control-allow-origin": "*",
@@ -83,13 +93,35 @@ def _check_formats(headers: dict[str, str], query: list[tuple[str, str]], has_bo
             raise NotSupported("XML is not supported: accept application/fhir+json", status=415)
 
 
+def _internal_error() -> FhirResponse:
+    return FhirResponse(
+        500, operation_outcome([Issue("exception", "internal error; the incident was logged")])
+    )
+
+
 class FhirApi:
     """ASGI app answering every FHIR request below its mount point."""
 
-    def __init__(self, service: FhirService, *, max_body_bytes: int, prefix: str = "/fhir") -> None:
+    def __init__(
+        self,
+        service: FhirService,
+        *,
+        max_body_bytes: int,
+        authenticate: Authenticate | None = None,
+        prefix: str = "/fhir",
+    ) -> None:
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.authenticate = authenticate
         self.prefix = prefix
+
+    async def _caller(self, method: str, path: str, headers: dict[str, str], scope: Scope) -> Caller:
+        if path == "metadata" and method in ("GET", "HEAD"):
+            return Caller.anonymous()  # the capability statement is public
+        if self.authenticate is None:
+            raise Unauthorized("this server accepts no access token")
+        client = scope.get("client")
+        return await self.authenticate(headers, client[0] if client else None)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
@@ -125,19 +157,25 @@ class FhirApi:
             await self._preflight(send)
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        request: FhirRequest | None = None
         try:
+            caller = await self._caller(method, path, headers, scope)
             body = await self._body(receive, headers) if method in ("POST", "PUT", "PATCH") else b""
             _check_formats(headers, query, bool(body))
-            request = FhirRequest(method, path, query, headers, body or None, request_id=request_id)
-            request.caller = scope.get("hygie.caller", request.caller)
+            request = FhirRequest(method, path, query, headers, body or None, caller, request_id=request_id)
             response = await route(self.service, request)
         except FhirError as error:
             response = FhirResponse(error.status, error.outcome(), dict(error.headers))
         except Exception:
             log.exception("unexpected error on %s /%s", method, path)
-            response = FhirResponse(
-                500, operation_outcome([Issue("exception", "internal error; the incident was logged")])
-            )
+            response = _internal_error()
+        if request is not None:
+            try:
+                # durably in the trail before the data leaves: no trace, no answer
+                await self.service.flush_audit(request, response.status)
+            except Exception:
+                log.exception("the audit trail refused the records of %s /%s", method, path)
+                response = _internal_error()
         await self._send(send, response, method == "HEAD", request_id, cors)
 
     @staticmethod

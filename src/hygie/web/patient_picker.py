@@ -13,6 +13,7 @@ import orjson
 
 from hygie.auth.server import Subject
 from hygie.domain.access import Caller
+from hygie.domain.policy import Principal
 from hygie.fhir.interactions import FhirService
 from hygie.fhir.outcome import FhirError
 from hygie.fhir.request import FhirRequest
@@ -44,12 +45,18 @@ def patient_label(patient: dict[str, Any]) -> str:
 
 
 def caller_of(subject: Subject) -> Caller:
-    kind = (
-        "patient"
-        if subject.kind == "citizen"
-        else ("practitioner" if subject.kind == "professional" else "operator")
-    )
-    return Caller(kind, subject=subject.fhir_user or subject.account_id)  # type: ignore[arg-type]
+    """The signed-in person as the access policy sees them while they pick a patient: a
+    first-party session (no app scopes), so a professional finds only the patients they have a
+    care relationship with, and a citizen themselves (or those they represent)."""
+    fhir_user = subject.fhir_user
+    if subject.kind == "citizen" and fhir_user:
+        kind = "representative" if fhir_user.startswith("RelatedPerson/") else "patient"
+        return Caller.of(Principal(kind, fhir_user))  # type: ignore[arg-type]
+    if subject.kind == "professional" and fhir_user and fhir_user.startswith("Practitioner/"):
+        return Caller.of(Principal("practitioner", fhir_user))
+    if subject.kind == "operator":
+        return Caller.operator(subject.account_id)
+    return Caller.anonymous()
 
 
 class ServicePatientFinder:

@@ -18,6 +18,7 @@ from hygie.fhir import resources as res
 from hygie.fhir.definitions import resource_types
 from hygie.fhir.outcome import Gone, InvalidRequest, NotFound
 from hygie.fhir.request import FhirRequest, FhirResponse
+from hygie.fhir.targets import target_of
 
 if TYPE_CHECKING:
     from hygie.fhir.interactions import FhirService
@@ -29,12 +30,12 @@ __all__ = ["patient_everything"]
 async def patient_everything(service: FhirService, request: FhirRequest, patient_id: str) -> FhirResponse:
     res.require_id(patient_id)
     params = dict(request.query)
-    service.require(
-        request.caller, "operation", "Patient", patient_id, patient=patient_id, detail="$everything"
-    )
     patient = await service.store.read("Patient", patient_id)
     if patient is None:
         raise NotFound(f"Patient/{patient_id} is not known")
+    await service.require(
+        request, "operation", "Patient", patient_id, target=target_of(patient), detail="$everything"
+    )
     if patient.deleted:
         raise Gone(f"Patient/{patient_id} was deleted")
     types: list[str] | None = None
@@ -64,11 +65,15 @@ async def patient_everything(service: FhirService, request: FhirRequest, patient
     rows = await service.store.compartment(patient_id, types, since, after, count + 1)
     has_more = len(rows) > count
     rows = rows[:count]
+    next_after = rows[-1].rid if rows else after
+    # the record as the caller may see it: documents hidden from them, scopes, categories…
+    rows = await service.visible(request, rows, "$everything")
     members = {(r.resource_type, r.id) for r in rows}
     # what the page references, from the search index (no re-parsing of the stored documents)
     referenced: set[ResourceKey] = set(await service.store.targets_of([r.rid for r in rows]))
     outside = sorted(k for k in referenced - members if types is None or k[0] in types)
     extra = await service.store.read_many(outside) if outside else []
+    extra = await service.visible(request, extra, "$everything")
     entries = [
         {
             "fullUrl": service.full_url(r.resource_type, r.id),
@@ -88,9 +93,9 @@ async def patient_everything(service: FhirService, request: FhirRequest, patient
     base = f"{service.base_url}/Patient/{patient_id}/$everything"
     kept = [(k, v) for k, v in request.query if k != "_cursor"]
     links = [{"relation": "self", "url": base + (f"?{urlencode(request.query)}" if request.query else "")}]
-    if has_more and rows:
+    if has_more:
         links.append(
-            {"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', str(rows[-1].rid))])}"}
+            {"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', str(next_after))])}"}
         )
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
