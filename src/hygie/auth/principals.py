@@ -13,18 +13,24 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from hygie.auth.tokens import AccessToken, InvalidToken
 from hygie.domain.access import Caller
 from hygie.domain.policy import Principal
+from hygie.domain.relations import REPRESENTATIVE_CODES
 
 __all__ = ["BearerAuthenticator", "PractitionerFacts", "PrincipalResolver", "profession_of"]
 
 TRE_G15 = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
 IDNAT_PS = "urn:oid:1.2.250.1.71.4.2.1"
 # purpose of use (v3-ActReason) of a first-party access: care for professionals, the patient's own
-_PURPOSES = {"practitioner": ("TREAT",), "patient": ("PATRQT",), "representative": ("PATRQT",)}
+_PURPOSES = {
+    "practitioner": ("TREAT",),
+    "patient": ("PATRQT",),
+    "representative": ("PATRQT",),
+    "aidant": ("PATRQT",),
+}
 
 # a first-party session token carries no app scopes: the portal is Hygie itself
 FIRST_PARTY_CLIENTS = frozenset({"hygie-portal"})
@@ -82,6 +88,7 @@ class PrincipalResolver:
         self.roles = roles
         self.ttl_s = ttl_s
         self._facts: dict[str, tuple[float, PractitionerFacts]] = {}
+        self._related: dict[str, tuple[float, Literal["representative", "aidant"]]] = {}
 
     async def practitioner(self, practitioner_id: str) -> PractitionerFacts:
         now = time.monotonic()
@@ -107,6 +114,27 @@ class PrincipalResolver:
             self._facts.clear()
         self._facts[practitioner_id] = (now + self.ttl_s, facts)
         return facts
+
+    async def _related_kind(self, related_id: str) -> Literal["representative", "aidant"]:
+        """A parent or guardian is a legal representative; anyone else a helper (aidant)."""
+        now = time.monotonic()
+        hit = self._related.get(related_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        resource = await self.read("RelatedPerson", related_id) or {}
+        codes = {
+            str(c.get("code"))
+            for concept in resource.get("relationship", []) or []
+            for c in (concept.get("coding", []) if isinstance(concept, dict) else [])
+            if isinstance(c, dict)
+        }
+        kind: Literal["representative", "aidant"] = (
+            "representative" if codes & REPRESENTATIVE_CODES else "aidant"
+        )
+        if len(self._related) > 50_000:
+            self._related.clear()
+        self._related[related_id] = (now + self.ttl_s, kind)
+        return kind
 
     async def caller(
         self, token: AccessToken, *, break_glass: frozenset[str] = frozenset(), address: str | None = None
@@ -136,7 +164,8 @@ class PrincipalResolver:
             return Principal("operator", f"Operator/{token.subject}", scopes=scopes)
         if token.kind == "citizen":
             if fhir_user and fhir_user.startswith("RelatedPerson/"):
-                return Principal("representative", fhir_user, scopes=scopes, launch_patient=token.patient)
+                kind = await self._related_kind(fhir_user.split("/", 1)[1])
+                return Principal(kind, fhir_user, scopes=scopes, launch_patient=token.patient)
             return Principal(
                 "patient", fhir_user, scopes=scopes, launch_patient=token.patient or _id(fhir_user)
             )

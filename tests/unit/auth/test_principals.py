@@ -38,6 +38,9 @@ async def test_principals_from_tokens() -> None:
 
     async def read(rtype: str, rid: str) -> dict[str, Any] | None:
         reads.append((rtype, rid))
+        if rtype == "RelatedPerson":
+            code = {"mother": "MTH", "friend": "FRND"}[rid]
+            return {"resourceType": rtype, "id": rid, "relationship": [{"coding": [{"code": code}]}]}
         return DOCTOR if rid == "gp" else None
 
     resolver = PrincipalResolver(read)
@@ -46,10 +49,12 @@ async def test_principals_from_tokens() -> None:
     assert citizen.scopes is not None
     parent = await resolver.principal(token("citizen", "RelatedPerson/mother", patient="lea"))
     assert (parent.kind, parent.launch_patient) == ("representative", "lea")
+    helper = await resolver.principal(token("citizen", "RelatedPerson/friend", patient="lea"))
+    assert helper.kind == "aidant"
     pro = await resolver.principal(token("professional", "Practitioner/gp", patient="claire"))
     assert (pro.kind, pro.profession, pro.launch_patient) == ("practitioner", "10", "claire")
     await resolver.principal(token("professional", "Practitioner/gp"))
-    assert reads == [("Practitioner", "gp")]  # cached
+    assert reads.count(("Practitioner", "gp")) == 1  # cached
     backend = await resolver.principal(token("system", client="pms"))
     assert (backend.kind, backend.subject) == ("system", "pms")
     portal = await resolver.principal(token("citizen", "Patient/claire", client="hygie-portal"))
