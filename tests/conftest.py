@@ -81,8 +81,12 @@ async def open_backend(backend: str, request: pytest.FixtureRequest) -> Resource
     from hygie.stores.postgres import PostgresResourceStore
 
     pg = await PostgresResourceStore.connect(url, min_size=1, max_size=4)
-    async with pg.pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(STORE_TABLES)} RESTART IDENTITY")
+    from hygie.stores.audit_sql import AUDIT_TABLES
+
+    async with pg.pool.acquire() as conn, conn.transaction():
+        # as the superuser, bypassing the audit trail's append-only triggers (tests only)
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(f"TRUNCATE {', '.join([*STORE_TABLES, *AUDIT_TABLES])} RESTART IDENTITY")
     return pg
 
 
@@ -106,7 +110,17 @@ def limits() -> Limits:
 
 @pytest.fixture
 def service(store: ResourceStore, limits: Limits) -> FhirService:
-    return FhirService(store, base_url=BASE, limits=limits)
+    """The FHIR service on this test's store, its audit trail in the same database on PostgreSQL
+    (so that writes and their audit records commit together), in memory otherwise."""
+    from hygie.domain.audit import AuditLog
+
+    audit: AuditLog | None = None
+    pool = getattr(getattr(store, "inner", None), "pool", None)
+    if pool is not None:
+        from hygie.stores.audit_sql import PostgresAuditLog
+
+        audit = PostgresAuditLog(pool)
+    return FhirService(store, base_url=BASE, limits=limits, audit=audit)
 
 
 @pytest.fixture

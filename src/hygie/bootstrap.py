@@ -20,6 +20,7 @@ from hygie.domain.audit import AuditLog
 from hygie.domain.break_glass import BreakGlassService
 from hygie.domain.outbox import Outbox
 from hygie.fhir.interactions import FhirService, Limits
+from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
 from hygie.migrate import migrate
 from hygie.ports import BlobStore, KeyValueStore, ResourceStore
@@ -63,6 +64,8 @@ class Runtime:
         if self.break_glass is None:
             self.break_glass = BreakGlassService(self.kv, self.outbox, clock_us)
         self.resolver = PrincipalResolver(self._directory_read, roles=self._roles)
+        if self.service.trust is None:
+            self.service.trust = TrustServices(self.break_glass, self.kv, clock_us)
 
     @property
     def audit(self) -> AuditLog:

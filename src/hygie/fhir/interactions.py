@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import jsonpatch
@@ -51,6 +51,9 @@ from hygie.fhir.search import SearchQuery, parse_search
 from hygie.fhir.targets import target_of, target_of_resource, with_patient
 from hygie.fhir.validation import validate_resource
 from hygie.ports import ResourceStore, StoredResource, StoreTransaction, WriteOp
+
+if TYPE_CHECKING:
+    from hygie.fhir.operations.trust import TrustServices
 
 __all__ = ["FhirService", "Limits"]
 
@@ -182,6 +185,8 @@ class FhirService:
         self.audit: AuditLog = audit
         self.limits = limits or Limits()
         self.server = server
+        # emergency accesses and share codes (fhir/operations/trust.py), attached by the runtime
+        self.trust: TrustServices | None = None
 
     # -- the door ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from hygie.fhir import bundles, capability, searching
-from hygie.fhir.operations import everything
+from hygie.fhir.operations import everything, trust
 from hygie.fhir.outcome import InvalidRequest, NotFound, NotSupported
 from hygie.fhir.request import FhirRequest, FhirResponse
 
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from hygie.ports import StoreTransaction
 
 __all__ = ["route"]
+
+# (type, operation) -> (HTTP method, handler(service, request, id))
+_TRUST_OPERATIONS = {
+    ("Patient", "$access-history"): ("GET", trust.access_history),
+    ("Patient", "$break-glass"): ("POST", trust.break_glass),
+    ("Patient", "$share"): ("POST", trust.share),
+    ("AuditEvent", "$dispute"): ("POST", trust.dispute),
+}
 
 
 def _not_allowed(method: str, path: str) -> NotSupported:
@@ -69,6 +77,10 @@ async def route(
             raise _not_allowed(method, head)
         _form_params(request)
         return await searching.run_search(service, request, None, "")
+    if head == "$redeem-share" and n == 1:
+        if method != "POST":
+            raise _not_allowed(method, head)
+        return await trust.redeem_share(service, request)
     if head.startswith("$"):
         raise NotSupported(f"operation {head} is not supported at the system level")
     rtype = head
@@ -110,6 +122,11 @@ async def route(
             return await service.delete(request, rtype, rid, tx)
         raise _not_allowed(method, request.path)
     third = segments[2]
+    if n == 3 and (rtype, third) in _TRUST_OPERATIONS:
+        allowed, operation = _TRUST_OPERATIONS[(rtype, third)]
+        if method != allowed:
+            raise _not_allowed(method, request.path)
+        return await operation(service, request, rid)
     if n == 3 and third == "$everything":
         if rtype != "Patient":
             raise NotSupported(f"$everything is supported on Patient, not {rtype}")
