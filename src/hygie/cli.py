@@ -258,6 +258,32 @@ def client_add(
     typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 
+@client_app.command("token")
+def client_token(
+    client_id: Annotated[str, typer.Option(help="A registered client with system/ scopes")],
+    scope: Annotated[str | None, typer.Option(help="Narrower scopes (default: the client's)")] = None,
+    minutes: Annotated[int, typer.Option(help="Lifetime in minutes (at most 1440)")] = 60,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a backend-service access token (JSON) for scripts, curl and load tests."""
+    _export_env(data_dir, database_url)
+    if not 1 <= minutes <= 1440:
+        raise typer.BadParameter("--minutes must be between 1 and 1440")
+    from hygie.auth.errors import OAuthError  # noqa: PLC0415
+
+    async def run(rt: Runtime) -> dict[str, object]:
+        assert rt.auth is not None
+        return await rt.auth.service_token(client_id, scope, minutes * 60)
+
+    try:
+        result = asyncio.run(_with_runtime(run))
+    except OAuthError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+
+
 @user_app.command("add")
 def user_add(
     kind: Annotated[str, typer.Option(help="citizen or professional")],

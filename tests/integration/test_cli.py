@@ -87,3 +87,52 @@ def test_migrate_then_demo_load_only(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert "déjà chargées" in again.output
     os.environ.pop("HYGIE_DATABASE_URL", None)
+
+
+def test_the_demo_api_client_gets_a_read_only_token_that_the_api_accepts(tmp_path: Path) -> None:
+    """``hygie client token`` signs a backend-service token with the server's own keys, narrowed to
+    the client's registration; the FHIR API accepts it for reads and refuses what it does not grant."""
+    import anyio
+    import httpx
+
+    from hygie.config import load_settings
+    from hygie.web.app import create_app
+
+    empty = tmp_path / "no-synthea"
+    empty.mkdir()
+    data = tmp_path / "demo"
+    loaded = runner.invoke(
+        app,
+        ["demo", "--load-only", "--patients", "3", "--synthea", str(empty), "--data-dir", str(data)],
+        env={"COLUMNS": "300"},
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert "hygie client token --client-id hygie-demo-api" in loaded.output
+    issued = runner.invoke(app, ["client", "token", "--client-id", "hygie-demo-api", "--data-dir", str(data)])
+    assert issued.exit_code == 0, issued.output
+    token = orjson.loads(issued.output)
+    assert token["scope"] == "system/*.rs"
+    wider = runner.invoke(
+        app,
+        ["client", "token", "--client-id", "hygie-demo-api", "--scope", "launch", "--data-dir", str(data)],
+    )
+    assert wider.exit_code == 2
+    unknown = runner.invoke(app, ["client", "token", "--client-id", "nobody", "--data-dir", str(data)])
+    assert unknown.exit_code == 2
+    os.environ.pop("HYGIE_DATABASE_URL", None)
+    os.environ.pop("HYGIE_DATA_DIR", None)
+
+    async def call() -> tuple[int, int, int]:
+        settings = load_settings(data_dir=data, database_url=f"sqlite:///{data / 'hygie.sqlite3'}")
+        web = create_app(settings)
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        async with (
+            web.router.lifespan_context(web),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://x") as http,
+        ):
+            read = await http.get("/fhir/Patient", params={"identifier": "285044523412351"}, headers=bearer)
+            anonymous = await http.get("/fhir/Patient")
+            write = await http.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=bearer)
+            return read.status_code, anonymous.status_code, write.status_code
+
+    assert anyio.run(call) == (200, 401, 403)

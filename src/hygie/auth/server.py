@@ -516,6 +516,32 @@ class AuthorizationServer:
         )
         return {"access_token": access, "token_type": "Bearer", "expires_in": life, "scope": granted.text}
 
+    async def service_token(self, client_id: str, scope: str | None, lifetime_s: int) -> dict[str, Any]:
+        """A backend-service token issued by the operator (``hygie client token``) for a registered,
+        active client: the same token client_credentials gives, without the signed assertion —
+        for scripts and load tests on the operator's own machine. Scopes narrow to the client's."""
+        client = await self.clients.get(client_id)
+        if client is None or client.status != "active":
+            raise OAuthError("invalid_client", f"no active client {client_id!r}")
+        registered = parse_scopes(client.scope)
+        try:
+            requested = parse_scopes(scope) if scope else registered
+        except InvalidScope as exc:
+            raise OAuthError("invalid_scope", str(exc)) from exc
+        granted = requested.narrow(registered)
+        if not any(s.context == "system" for s in granted.resources):
+            raise OAuthError(
+                "invalid_scope", "a service token needs system/ scopes registered for the client"
+            )
+        access, life = await self.tokens.issue(
+            subject=client.client_id,
+            client_id=client.client_id,
+            kind="system",
+            scope=granted.text,
+            lifetime_s=lifetime_s,
+        )
+        return {"access_token": access, "token_type": "Bearer", "expires_in": life, "scope": granted.text}
+
     # -- introspection, revocation, userinfo -------------------------------------------------------
 
     async def introspect(self, form: Mapping[str, str], authorization: str | None) -> dict[str, Any]:

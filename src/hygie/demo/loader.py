@@ -37,6 +37,9 @@ def default_synthea_dir() -> Path | None:
     return None
 
 
+DEMO_API_CLIENT = "hygie-demo-api"
+
+
 async def load_demo(
     settings: Settings, *, patients: int, synthea_dir: Path | None, console: Console, seed: int = 2026
 ) -> list[str]:
@@ -82,6 +85,19 @@ async def load_demo(
         logins = await create_demo_accounts(runtime.service, runtime.accounts)
         lines.append("Comptes de démonstration (identifiant / mot de passe) :")
         lines.extend(f"  - {login.line()}" for login in logins)
+        # a read-only backend service, for curl and scripts (hygie client token)
+        assert runtime.auth is not None
+        if await runtime.auth.clients.get(DEMO_API_CLIENT) is None:
+            await runtime.auth.clients.register(
+                name="Scripts de démonstration",
+                scope="system/*.rs",
+                with_secret=True,
+                client_id=DEMO_API_CLIENT,
+            )
+        lines.append(
+            f"Jeton d'API (lecture, 1 h) : .venv/bin/hygie client token --client-id {DEMO_API_CLIENT} "
+            f"--data-dir {settings.data_dir}"
+        )
     finally:
         await runtime.close()
     return lines
