@@ -151,6 +151,7 @@ def limits_from(settings: Settings) -> Limits:
         max_includes=settings.max_includes,
         max_bundle_entries=settings.max_bundle_entries,
         everything_page=settings.everything_page,
+        majority_age=settings.majority_age,
     )
 
 

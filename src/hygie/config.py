@@ -41,6 +41,7 @@ class Settings:
     max_includes: int = 1000
     max_bundle_entries: int = 10_000
     everything_page: int = 1000
+    majority_age: int = 18
     pg_pool_size: int = 10
 
     @property
@@ -91,6 +92,7 @@ def load_settings(**overrides: object) -> Settings:
         max_includes=_int("HYGIE_MAX_INCLUDES", 1000),
         max_bundle_entries=_int("HYGIE_MAX_BUNDLE_ENTRIES", 10_000),
         everything_page=_int("HYGIE_EVERYTHING_PAGE", 1000),
+        majority_age=_int("HYGIE_MAJORITY_AGE", 18),
         pg_pool_size=_int("HYGIE_PG_POOL_SIZE", 10),
     )
     if overrides:

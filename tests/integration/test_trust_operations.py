@@ -243,3 +243,102 @@ async def test_a_share_code_grants_a_professional_until_revoked(
     assert consent.split("/")[1] in {e["resource"]["id"] for e in mine.json()["entry"]}
     assert (await client.delete(f"/fhir/{consent}", headers=lea)).status_code == 204
     assert (await client.get("/fhir/Observation/obs-lea", headers=other)).status_code == 404
+
+
+async def test_representatives_lose_access_at_majority_and_respect_the_adolescents_confidential_mode(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A parent reads the child's record until the child comes of age (HYGIE_MAJORITY_AGE); an
+    adolescent who denies her parent keeps her documents out of the parent's sight — in reads and
+    in searches alike."""
+    await seed(client)
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "ado", "birthDate": "2011-05-02"},
+        {"resourceType": "Patient", "id": "grown", "birthDate": "2001-05-02"},
+        {
+            "resourceType": "RelatedPerson",
+            "id": "mum-ado",
+            "patient": {"reference": "Patient/ado"},
+            "relationship": [{"coding": [{"code": "MTH"}]}],
+        },
+        {
+            "resourceType": "RelatedPerson",
+            "id": "mum-grown",
+            "patient": {"reference": "Patient/grown"},
+            "relationship": [{"coding": [{"code": "MTH"}]}],
+        },
+        {
+            "resourceType": "Observation",
+            "id": "obs-ado",
+            "status": "final",
+            "code": {"text": "Taille"},
+            "subject": {"reference": "Patient/ado"},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "obs-grown",
+            "status": "final",
+            "code": {"text": "Taille"},
+            "subject": {"reference": "Patient/grown"},
+        },
+        {
+            "resourceType": "DocumentReference",
+            "id": "doc-ado",
+            "status": "current",
+            "subject": {"reference": "Patient/ado"},
+            "category": [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.1", "code": "11"}]}],
+            "content": [{"attachment": {"contentType": "text/plain", "data": "Y29uZmlkZW50aWVs"}}],
+        },
+    ]
+    for resource in resources:
+        r = await client.put(f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource)
+        assert r.status_code in (200, 201), r.text
+
+    async def mother_of(child: str) -> dict[str, str]:
+        return await bearer(
+            runtime, kind="citizen", scope="openid", fhir_user=f"RelatedPerson/mum-{child}", client_id=PORTAL
+        )
+
+    mum, mum_grown = await mother_of("ado"), await mother_of("grown")
+    assert (await client.get("/fhir/Observation/obs-ado", headers=mum)).status_code == 200
+    assert (await client.get("/fhir/DocumentReference/doc-ado", headers=mum)).status_code == 200
+    # the 25-year-old's record was handed over to her: her mother no longer reads it
+    assert (await client.get("/fhir/Observation/obs-grown", headers=mum_grown)).status_code == 404
+    found = await client.get("/fhir/Observation", params={"patient": "grown"}, headers=mum_grown)
+    assert found.json().get("total", 0) == 0 and not found.json().get("entry")
+    # the adolescent turns on her confidential mode: a deny naming her mother
+    confidential = {
+        "resourceType": "Consent",
+        "id": "ado-private",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/ado"},
+        "provision": {
+            "type": "deny",
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}
+                        ]
+                    },
+                    "reference": {"reference": "RelatedPerson/mum-ado"},
+                }
+            ],
+        },
+    }
+    ado = await as_patient(runtime, "ado")
+    r = await client.put("/fhir/Consent/ado-private", json=confidential, headers=ado)
+    assert r.status_code == 201, r.text
+    assert (await client.get("/fhir/DocumentReference/doc-ado", headers=mum)).status_code == 404
+    docs = await client.get(
+        "/fhir/DocumentReference", params={"patient": "ado", "_total": "accurate"}, headers=mum
+    )
+    assert docs.json()["total"] == 0
+    # the rest of the record stays shared
+    assert (await client.get("/fhir/Observation/obs-ado", headers=mum)).status_code == 200

@@ -247,11 +247,11 @@ def _delegate(
         return Verdict(False, f"no {wanted} link to this patient")
     if HIDDEN_FROM_PATIENT in target.labels:
         return Verdict(False, "document hidden from the patient until it is announced")
+    if any(r.kind == "adolescent_confidential" for r in live) and target.categories:
+        return Verdict(False, "the patient keeps their documents confidential from this person")
     if principal.kind == "representative":
         if HIDDEN_FROM_REPRESENTATIVES in target.labels:
             return Verdict(False, "document not visible to legal representatives")
-        if any(r.kind == "adolescent_confidential" for r in live) and target.categories:
-            return Verdict(False, "the adolescent keeps this part of the record confidential")
     elif (
         not any(r.categories is None or (target.categories & r.categories) for r in links)
         and target.categories
@@ -319,6 +319,8 @@ class SearchRestriction:
     # labelled rows stay visible when the actor holds one of these relations to their patient
     unless_relation: frozenset[str] = frozenset()
     categories: frozenset[str] | None = None
+    # documents (categorised DocumentReferences) of patients who keep them confidential from the actor
+    confidential_for_actor: str | None = None
 
 
 def restriction_for(
@@ -363,6 +365,7 @@ def restriction_for(
                 unless_author=base.unless_author,
                 unless_relation=base.unless_relation,
                 categories=base.categories,
+                confidential_for_actor=base.confidential_for_actor,
             )
     kind = principal.kind
     if kind == "anonymous":
@@ -383,6 +386,7 @@ def restriction_for(
             relation_actor=principal.subject,
             relation_kinds=frozenset({wanted}),
             exclude_labels=frozenset(labels),
+            confidential_for_actor=principal.subject,
         )
     m = matrix or CategoryMatrix.default()
     granted = m.allowed.get(principal.profession or "", frozenset())

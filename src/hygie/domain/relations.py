@@ -10,9 +10,12 @@ with them (table ``idx_relation``, one row per relation, replaced when the resou
   configurable time after its end (90 days by default) — a declared encounter;
 * an active patient-privacy ``Consent`` → for each ``permit`` provision naming actors, a
   ``grant`` (limited to the provision's document classes and period); for each ``deny`` provision
-  naming actors, a ``block``; a ``deny`` on purpose ``BTG`` → ``emergency_refusal``;
-* a ``RelatedPerson`` of the patient → ``representative`` (parents, guardians) or ``aidant``
-  (caregivers, trusted person), for the RelatedPerson itself.
+  naming actors, a ``block`` — or, for a RelatedPerson, ``adolescent_confidential`` (the
+  adolescent's confidential mode: documents stay out of their representative's sight); a ``deny``
+  on purpose ``BTG`` → ``emergency_refusal``;
+* a ``RelatedPerson`` of the patient → ``representative`` (parents, guardians) until the patient
+  comes of age (the configurable majority: the automatic hand-over), or ``aidant`` (caregivers,
+  trusted person), for the RelatedPerson itself.
 
 Pure functions; ``docs/decisions/0007-access-policy.md`` explains how search uses them.
 """
@@ -84,9 +87,15 @@ def _codes(concepts: Any) -> list[str]:
 
 
 def relations_from(
-    resource: dict[str, Any], *, encounter_days: int = ENCOUNTER_RELATION_DAYS
+    resource: dict[str, Any],
+    *,
+    encounter_days: int = ENCOUNTER_RELATION_DAYS,
+    majority_us: int | None = None,
 ) -> list[RelationRow]:
-    """The access relations a resource establishes (empty for most resource types)."""
+    """The access relations a resource establishes (empty for most resource types).
+
+    ``majority_us`` is when the patient of a RelatedPerson comes of age: a legal representative's
+    relation ends then by itself (the automatic hand-over of the record to the young adult)."""
     rtype = resource.get("resourceType")
     if rtype == "Patient":
         return _patient(resource)
@@ -97,7 +106,7 @@ def relations_from(
     if rtype == "Consent":
         return _consent(resource)
     if rtype == "RelatedPerson":
-        return _related_person(resource)
+        return _related_person(resource, majority_us)
     return []
 
 
@@ -172,7 +181,18 @@ def _provisions(
     if kind == "permit":
         out.extend(RelationRow("grant", patient, actor, classes, expires) for actor in actors)
     elif kind == "deny":
-        out.extend(RelationRow("block", patient, actor, None, expires) for actor in actors)
+        # denying a legal representative is the adolescent's confidential mode: their categorised
+        # documents stay out of the representative's sight; anyone else is blocked outright
+        out.extend(
+            RelationRow(
+                "adolescent_confidential" if actor.startswith("RelatedPerson/") else "block",
+                patient,
+                actor,
+                classes if actor.startswith("RelatedPerson/") else None,
+                expires,
+            )
+            for actor in actors
+        )
         if "BTG" in purposes and not actors:
             out.append(RelationRow("emergency_refusal", patient, EVERYONE, None, expires))
     for child in provision.get("provision", []) or []:
@@ -180,7 +200,7 @@ def _provisions(
             _provisions(child, patient, out, expires)
 
 
-def _related_person(resource: dict[str, Any]) -> list[RelationRow]:
+def _related_person(resource: dict[str, Any], majority_us: int | None) -> list[RelationRow]:
     patient = _ref_id(resource.get("patient"), "Patient")
     rid = resource.get("id")
     if patient is None or not isinstance(rid, str) or resource.get("active") is False:
@@ -189,6 +209,8 @@ def _related_person(resource: dict[str, Any]) -> list[RelationRow]:
     expires = _end(resource.get("period"))
     actor = f"RelatedPerson/{rid}"
     if codes & REPRESENTATIVE_CODES:
+        if majority_us is not None:
+            expires = majority_us if expires is None else min(expires, majority_us)
         return [RelationRow("representative", patient, actor, None, expires)]
     if codes & AIDANT_CODES:
         return [RelationRow("aidant", patient, actor, None, expires)]

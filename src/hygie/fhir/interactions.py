@@ -66,6 +66,7 @@ class Limits:
     max_bundle_entries: int = 10_000
     everything_page: int = 1000
     max_include_iterations: int = 3
+    majority_age: int = 18  # a legal representative's access ends when the patient reaches it
 
 
 def now_us() -> int:
@@ -355,15 +356,50 @@ class FhirService:
                 expression=where,
             )
 
+    async def _majority(self, resource: dict[str, Any], tx: StoreTransaction | None) -> int | None:
+        """When the patient a RelatedPerson represents comes of age (µs), from their birthDate."""
+        ref = (
+            (resource.get("patient") or {}).get("reference")
+            if isinstance(resource.get("patient"), dict)
+            else None
+        )
+        if (
+            resource.get("resourceType") != "RelatedPerson"
+            or not isinstance(ref, str)
+            or not ref.startswith("Patient/")
+        ):
+            return None
+        pid = ref.split("/", 1)[1]
+        stored = await (tx.read_for_update("Patient", pid) if tx else self.store.read("Patient", pid))
+        if stored is None or stored.deleted:
+            return None
+        born = orjson.loads(stored.content).get("birthDate")
+        if not isinstance(born, str) or len(born) < 4 or not born[:4].isdigit():
+            return None
+        from hygie.fhir.values import date_range  # noqa: PLC0415
+
+        year = int(born[:4]) + self.limits.majority_age
+        try:
+            return date_range(f"{year:04d}{born[4:]}")[0]
+        except ValueError:  # 29 February
+            return date_range(f"{year:04d}-03-01")[0]
+
     def _write_op(
-        self, resource: dict[str, Any], resource_type: str, id: str, version: int, method: str, ts: int
+        self,
+        resource: dict[str, Any],
+        resource_type: str,
+        id: str,
+        version: int,
+        method: str,
+        ts: int,
+        majority_us: int | None = None,
     ) -> WriteOp:
         content = res.stamp(resource, id, version, ts)
         stamped = {**resource, "id": id}
         index = extract_index(stamped)
         index.relations = [
             (r.kind, r.patient, r.actor, ",".join(r.categories) if r.categories else None, r.expires_us)
-            for r in relations_from(stamped)
+            for r in relations_from(stamped, majority_us=majority_us)
         ]
         patient = index.compartments[0] if index.compartments else None
         return WriteOp(resource_type, id, version, ts, content, index, method, False, patient)
@@ -466,7 +502,8 @@ class FhirService:
                 return self._with_prefer(request, 200, found.content, headers)
         new_id = id or res.new_id()
         self._prepare(resource, resource_type, new_id)
-        op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock())
+        majority = await self._majority(resource, tx)
+        op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock(), majority)
         await self.require(
             request, "create", resource_type, target=target_of_resource(resource_type, op.patient, resource)
         )
@@ -528,7 +565,8 @@ class FhirService:
                     expression="If-Match",
                 )
         version = (current.version + 1) if current is not None else 1
-        op = self._write_op(resource, resource_type, id, version, method, self.clock())
+        majority = await self._majority(resource, tx)
+        op = self._write_op(resource, resource_type, id, version, method, self.clock(), majority)
         # and may it write what it sends (not, say, move an entry into another record)?
         decision = await self.authorize(
             request,

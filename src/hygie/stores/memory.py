@@ -331,6 +331,11 @@ class _Evaluator:
         author = (
             tuple(res.unless_author.split("/", 1)) if res.unless_author and "/" in res.unless_author else None
         )
+        confidential = (
+            self._related(res.confidential_for_actor, frozenset({"adolescent_confidential"}))
+            if res.confidential_for_actor
+            else set()
+        )
 
         def ok(r: _Resource) -> bool:
             if restricted:
@@ -356,7 +361,8 @@ class _Evaluator:
                 categories = {row[1] for row in r.rows("token", "category")}
                 if categories and not (categories & res.categories):
                     return False
-            return True
+            hidden = confidential and r.resource_type == "DocumentReference" and r.patient in confidential
+            return not (hidden and r.rows("token", "category"))
 
         return ok
 

@@ -82,4 +82,14 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         conds.append(
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) OR {allowed})"
         )
+    if restriction.confidential_for_actor is not None:
+        kinds = frozenset({"adolescent_confidential"})
+        confidential = _live_relation(p, restriction.confidential_for_actor, kinds, now_us)
+        categorised = (
+            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
+        )
+        conds.append(
+            f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) "
+            f"OR {alias}.patient NOT IN ({confidential}))"
+        )
     return " AND ".join(conds) if conds else None
