@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bearer_tokens import bearer
 from hygie.bootstrap import Runtime
 from hygie.config import Settings, load_settings
 from hygie.fhir.interactions import FhirService, Limits
@@ -132,33 +133,6 @@ def settings(tmp_path: Path) -> Settings:
 def runtime(service: FhirService, settings: Settings) -> Runtime:
     """The runtime behind the test app: this test's store, an in-memory key-value store."""
     return Runtime(settings, service.store, MemoryBlobStore(), service)
-
-
-async def bearer(
-    runtime: Runtime,
-    *,
-    kind: str = "system",
-    scope: str = "system/*.cruds",
-    fhir_user: str | None = None,
-    patient: str | None = None,
-    client_id: str = "hygie-tests",
-) -> dict[str, str]:
-    """An ``Authorization`` header with a real token from this runtime's authorisation server
-    (signed with its keys, for a registered client): by default a SMART backend service."""
-    assert runtime.auth is not None
-    if await runtime.auth.clients.get(client_id) is None:
-        await runtime.auth.clients.register(
-            name=client_id, scope=scope, with_secret=True, client_id=client_id
-        )
-    token, _ = await runtime.auth.tokens.issue(
-        subject=fhir_user or client_id,
-        client_id=client_id,
-        kind=kind,
-        scope=scope,
-        fhir_user=fhir_user,
-        patient=patient,
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import bearer
+from bearer_tokens import bearer
 from hygie.bootstrap import Runtime
 
 pytestmark = pytest.mark.anyio

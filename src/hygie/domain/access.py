@@ -177,9 +177,20 @@ class AccessPolicy:
         verdict = decide(principal, rule, target, relations, matrix=self.matrix, now_us=self.clock())
         return Decision(request, verdict.allowed, verdict.reason, verdict.break_glass)
 
-    def restriction(self, caller: Caller, resource_type: str | None) -> SearchRestriction | None:
-        """What a search by ``caller`` may see, as a store restriction (None: everything)."""
-        restriction = restriction_for(caller.principal, resource_type, matrix=self.matrix)
+    async def restriction(
+        self, caller: Caller, resource_type: str | None, cache: dict[str, list[Relation]] | None = None
+    ) -> SearchRestriction | None:
+        """What a search by ``caller`` may see, as a store restriction (None: everything).
+
+        An app with ``patient/`` scopes reaches its launch patient only: for a professional or a
+        delegate, the relations with that patient decide whether the record is open."""
+        principal = caller.principal
+        launch = None
+        if principal.scopes is not None and principal.launch_patient is not None:
+            launch = await self.facts(caller, principal.launch_patient, cache)
+        restriction = restriction_for(
+            principal, resource_type, matrix=self.matrix, launch_relations=launch, now_us=self.clock()
+        )
         return None if restriction == SearchRestriction() else restriction
 
     def scope_refusal(self, caller: Caller, interaction: Interaction, resource_type: str) -> str | None:

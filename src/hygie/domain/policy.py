@@ -324,9 +324,19 @@ class SearchRestriction:
 
 
 def restriction_for(
-    principal: Principal, resource_type: str | None, *, matrix: CategoryMatrix | None = None
+    principal: Principal,
+    resource_type: str | None,
+    *,
+    matrix: CategoryMatrix | None = None,
+    launch_relations: Sequence[Relation] | None = None,
+    now_us: int = 0,
 ) -> SearchRestriction:
-    """The search restriction equivalent to :func:`decide` for every row of a search."""
+    """The search restriction equivalent to :func:`decide` for every row of a search.
+
+    ``launch_relations`` are the relations between the principal and its launch patient: an app
+    with ``patient/`` scopes used by a professional or a delegate reaches that one record, and
+    only if these relations open it (without them, no record at all).
+    """
     if principal.scopes is not None and resource_type is not None:
         scoped = _scopes_allow(principal, "search", Target(resource_type, principal.launch_patient))
         if scoped is not None:
@@ -350,6 +360,11 @@ def restriction_for(
                 resource_type,
                 matrix=matrix,
             )
+            if base.relation_actor is not None:
+                # the store adds the actor's related patients to ``patients``: decide here instead
+                return _launch_restriction(
+                    principal, resource_type, base, launch_relations or (), matrix, now_us
+                )
             allowed = frozenset({principal.launch_patient})
             if base.patients is not None:
                 allowed = allowed & base.patients
@@ -399,4 +414,56 @@ def restriction_for(
         unless_author=principal.subject,
         unless_relation=frozenset({"medecin_traitant"}),
         categories=None if "*" in granted else frozenset(granted),
+    )
+
+
+def _launch_restriction(
+    principal: Principal,
+    resource_type: str,
+    base: SearchRestriction,
+    relations: Sequence[Relation],
+    matrix: CategoryMatrix | None,
+    now_us: int,
+) -> SearchRestriction:
+    """The restriction of a ``patient/``-scoped app whose user reaches records through relations
+    (professional, representative, aidant): the launch patient's record if the rules open it —
+    decided here from ``relations`` — and the resources outside every record."""
+    launch = principal.launch_patient
+    assert launch is not None
+    unscoped = Principal(
+        principal.kind,
+        principal.subject,
+        principal.profession,
+        principal.organization,
+        None,
+        None,
+        principal.break_glass,
+    )
+    live = _live(relations, now_us)
+    record = decide(unscoped, "search", Target(resource_type, launch), live, matrix=matrix, now_us=now_us)
+    if not record.allowed:
+        return SearchRestriction(patients=frozenset())
+    kinds = {r.kind for r in live}
+    labels = base.exclude_labels
+    if kinds & base.unless_relation:
+        labels = labels - {MASKED_FROM_PROFESSIONALS}
+    categories = base.categories
+    if principal.kind == "practitioner":
+        care = [r for r in live if r.kind in CARE_RELATIONS]
+        if care and all(r.kind == "grant" for r in care) and all(r.categories is not None for r in care):
+            granted = frozenset(c for r in care for c in r.categories or ())
+            categories = granted if categories is None else categories & granted
+    elif principal.kind == "aidant":
+        links = [r for r in live if r.kind == "aidant"]
+        if links and all(r.categories is not None for r in links):
+            delegated = frozenset(c for r in links for c in r.categories or ())
+            categories = delegated if categories is None else categories & delegated
+    return SearchRestriction(
+        patients=frozenset({launch}),
+        blocked_for_actor=base.blocked_for_actor,
+        outside_compartments=base.outside_compartments,
+        exclude_labels=labels,
+        unless_author=base.unless_author,
+        categories=categories,
+        confidential_for_actor=base.confidential_for_actor,
     )

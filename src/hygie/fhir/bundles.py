@@ -159,7 +159,7 @@ async def _resolve_conditional(
     res.require_type(rtype)
     query = parse_search(rtype, parse_qsl(criteria, keep_blank_values=True), strict=True)
     service.scoped(caller_request, "search", rtype)
-    service.restrict(caller_request, query)
+    await service.restrict(caller_request, query)
     keys = await tx.search_keys(query, 2)
     if len(keys) != 1:
         raise PreconditionFailed(
@@ -274,7 +274,7 @@ async def _transaction(service: FhirService, request: FhirRequest, entries: list
                 criteria = e.headers["if-none-exist"]
                 criteria = criteria.split("?", 1)[1] if "?" in criteria else criteria
                 query = parse_search(rtype, parse_qsl(criteria, keep_blank_values=True), strict=True)
-                service.restrict(request, query)
+                await service.restrict(request, query)
                 keys = await tx.search_keys(query, 2)
                 if len(keys) > 1:
                     raise _prefix_issues(

@@ -221,17 +221,29 @@ class FhirService:
         detail: str | None = None,
     ) -> Decision:
         """:meth:`authorize`, raising when refused: "forbidden" looks like "absent" (404) for an
-        existing resource; a refused creation or search is 403."""
+        existing resource the caller may not read; a refused creation or search is 403, and so is
+        a refused change of a resource the caller may read (its existence is no secret to them)."""
         decision = await self.authorize(
             request, interaction, resource_type, resource_id, target=target, detail=detail
         )
         if not decision.allowed:
             if decision.reason == "not authenticated":
                 raise Unauthorized()
-            if resource_id is not None:
+            if resource_id is not None and not (
+                interaction in ("update", "patch", "delete")
+                and target is not None
+                and await self._may_read(request, resource_type, resource_id, target)
+            ):
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
             raise Forbidden(f"access refused: {decision.reason}")
         return decision
+
+    async def _may_read(
+        self, request: FhirRequest, resource_type: str | None, resource_id: str, target: Target
+    ) -> bool:
+        """Whether the caller may read the resource (asked, not recorded: nothing is read)."""
+        access = AccessRequest(request.caller, "read", resource_type, resource_id, target.patient)
+        return (await self.policy.decide(access, target, request.relations)).allowed
 
     def scoped(self, request: FhirRequest, interaction: Interaction, resource_type: str) -> None:
         """Refuse (403) an interaction the app's scopes never allow on this type, and record it."""
@@ -241,9 +253,11 @@ class FhirService:
             request.audit.decisions.append(Decision(access, False, reason))
             raise Forbidden(reason)
 
-    def restrict(self, request: FhirRequest, query: SearchQuery) -> SearchQuery:
+    async def restrict(self, request: FhirRequest, query: SearchQuery) -> SearchQuery:
         """Add the caller's search restriction to ``query`` (the store applies it in SQL)."""
-        query.restriction = self.policy.restriction(request.caller, query.resource_type)
+        query.restriction = await self.policy.restriction(
+            request.caller, query.resource_type, request.relations
+        )
         return query
 
     async def visible(
@@ -592,7 +606,7 @@ class FhirService:
         query = parse_search(resource_type, params, strict=True, max_count=self.limits.max_count)
         self.scoped(request, "search", resource_type)
         # conditional matches see only what the caller may see: no leak through them
-        self.restrict(request, query)
+        await self.restrict(request, query)
         if tx is not None:
             keys = await tx.search_keys(query, 2)
         else:
@@ -716,6 +730,7 @@ class FhirService:
         self, request: FhirRequest, resource_type: str, tx: StoreTransaction | None = None
     ) -> FhirResponse:
         res.require_type(resource_type)
+        self.scoped(request, "delete", resource_type)  # even when nothing matches
         matches = await self._conditional_match(request, resource_type, urlencode(request.query), tx)
         if len(matches) > 1:
             raise PreconditionFailed(f"the criteria matched {len(matches)} resources", expression="criteria")

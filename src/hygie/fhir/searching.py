@@ -132,7 +132,7 @@ async def run_search(
     await service.require(request, "search", resource_type)  # who may search at all
     if resource_type is not None:
         service.scoped(request, "search", resource_type)
-    service.restrict(request, query)
+    await service.restrict(request, query)
     now = service.clock()
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",

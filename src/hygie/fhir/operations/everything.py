@@ -29,6 +29,7 @@ __all__ = ["patient_everything"]
 
 async def patient_everything(service: FhirService, request: FhirRequest, patient_id: str) -> FhirResponse:
     res.require_id(patient_id)
+    service.scoped(request, "operation", "Patient")  # 403 whatever the id, as a read is
     params = dict(request.query)
     patient = await service.store.read("Patient", patient_id)
     if patient is None:
