@@ -25,7 +25,6 @@ import orjson
 from _load import Measure, measure_from_latencies
 
 from hygie.fhir.indexing import extract_index
-from hygie.fhir.operations.everything import _references
 from hygie.fhir.resources import new_id, stamp
 from hygie.fhir.search import parse_search
 from hygie.stores import sql
@@ -267,6 +266,22 @@ async def _pg_prepare_everything(url: str, patient_id: str, page: int) -> Prepar
     finally:
         await conn.close()
     return _everything_from_rows("postgresql", patient_id, page, [(r[1], r[2], bytes(r[6])) for r in rows])
+
+
+def _references(node: Any, out: set[tuple[str, str]]) -> None:
+    """Literal ``Type/id`` references in a resource (what ``$everything`` reads outside the
+    compartment; the server finds them through ``idx_reference`` since 6cbc17d, offline here)."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.count("/") == 1 and not ref.startswith(("#", "urn:")):
+            t, _, i = ref.partition("/")
+            out.add((t, i))
+        for v in node.values():
+            if isinstance(v, dict | list):
+                _references(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _references(v, out)
 
 
 def _everything_from_rows(

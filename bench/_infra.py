@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -26,6 +27,14 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# the backend client the benchmark registers in every database whose server requires a token
+BENCH_CLIENT_ID = "hygie-bench"
+BENCH_SCOPE = "system/*.cruds"
+
+# postmaster pid of the throwaway clusters, by admin URL (to account for the database's CPU)
+POSTMASTERS: dict[str, int] = {}
 
 
 def log(message: str) -> None:
@@ -104,7 +113,10 @@ def postgres_cluster(url: str | None) -> Iterator[str]:
             [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o", opts, "start"]
         )
         log(f"throwaway PostgreSQL cluster on 127.0.0.1:{port} ({folder})")
-        yield f"postgresql://hygie@127.0.0.1:{port}/postgres"
+        url = f"postgresql://hygie@127.0.0.1:{port}/postgres"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            POSTMASTERS[url] = int((data / "postmaster.pid").read_text().split()[0])
+        yield url
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             _run_as_pg([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"])
@@ -178,6 +190,61 @@ def migrate(url: str, data_dir: Path) -> None:
 
 
 # -- the machine ----------------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds user + system) of a live process, from /proc/PID/stat."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may contain spaces
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_tree(root: int) -> dict[int, float]:
+    """CPU seconds used so far by ``root`` and every live descendant, by pid."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = st
+    out: dict[int, float] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats and pid not in out:
+            out[pid] = stats[pid][1]
+            todo.extend(p for p, (ppid, _) in stats.items() if ppid == pid)
+    return out
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by process trees (the server, the database) and by the whole machine
+    between ``start`` and ``stop``; processes that start meanwhile count from zero."""
+
+    roots: dict[str, int]
+    before: dict[str, dict[int, float]] = field(default_factory=dict)
+    machine_before: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> CpuMeter:
+        self.before = {name: process_tree(pid) for name, pid in self.roots.items()}
+        self.machine_before = machine_busy_seconds()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        for name, pid in self.roots.items():
+            now = process_tree(pid)
+            self.seconds[name] = sum(v - self.before[name].get(p, 0.0) for p, v in now.items())
+        self.seconds["machine"] = machine_busy_seconds() - self.machine_before
+        return self.seconds
 
 
 def machine_facts() -> dict[str, str]:
@@ -260,10 +327,15 @@ class Server:
     log_path: Path
     workers: int
     pids: list[int] = field(default_factory=list)
+    token: str | None = None  # bearer token when the server requires one
 
     @property
     def fhir(self) -> str:
         return self.url + "/fhir"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def worker_pids(self) -> list[int]:
         """The processes serving requests: the uvicorn workers, or the server itself with one."""
@@ -317,6 +389,9 @@ def hygie_server(database_url: str, data_dir: Path, workers: int, log_dir: Path)
     server = Server(f"http://127.0.0.1:{port}", proc, log_path, workers)
     try:
         _wait_ready(server, timeout=120)
+        if _requires_token(server):
+            server.token = service_token(database_url, data_dir, env)
+            _check_token(server)
         if workers > 1:
             time.sleep(1.0)  # let every worker finish its start-up
         yield server
@@ -339,6 +414,91 @@ def _wait_ready(server: Server, timeout: float) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"hygie serve did not answer /fhir/metadata within {timeout} s")
+
+
+def _requires_token(server: Server) -> bool:
+    """Whether the FHIR API answers 401 without a bearer token (servers before the trust layer
+    do not: they are measured as they are)."""
+    try:
+        with urllib.request.urlopen(server.fhir + "/Patient?_count=1", timeout=30):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+
+
+def _hygie_cli(args: list[str], database_url: str, data_dir: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [str(VENV_BIN / "hygie"), *args, "--database-url", database_url, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env={**env, "HYGIE_DATABASE_URL": database_url, "HYGIE_DATA_DIR": str(data_dir)},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"hygie {' '.join(args[:2])} failed ({proc.returncode}): {proc.stdout}{proc.stderr}"
+        )
+    return proc.stdout
+
+
+def service_token(database_url: str, data_dir: Path, env: dict[str, str]) -> str:
+    """Register the benchmark's backend client (once per database) and issue a token for the
+    server whose environment is ``env``: its ``iss``/``aud`` are that server's HYGIE_BASE_URL."""
+    try:
+        _hygie_cli(
+            [
+                "client",
+                "add",
+                "--name",
+                "bench",
+                "--scope",
+                BENCH_SCOPE,
+                "--client-id",
+                BENCH_CLIENT_ID,
+                "--secret",
+            ],
+            database_url,
+            data_dir,
+            env,
+        )
+    except RuntimeError as exc:
+        if "already" not in str(exc):
+            raise
+    out = _hygie_cli(
+        ["client", "token", "--client-id", BENCH_CLIENT_ID, "--minutes", "1440"], database_url, data_dir, env
+    )
+    token: str = json.loads(out)["access_token"]
+    return token
+
+
+def _check_token(server: Server) -> None:
+    request = urllib.request.Request(server.fhir + "/Patient?_count=1", headers=server.headers)
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"the benchmark token is refused: {resp.status}")
+
+
+def audit_verify(database_url: str, data_dir: Path) -> tuple[str, float]:
+    """``hygie audit verify`` on the database: its summary line and how long it took (s)."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "hygie"),
+            "audit",
+            "verify",
+            "--database-url",
+            database_url,
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    return (proc.stdout + proc.stderr).strip().splitlines()[0] if (
+        proc.stdout + proc.stderr
+    ).strip() else f"exit {proc.returncode}", seconds
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -91,15 +91,18 @@ def run_wrk(
     method: str = "GET",
     body: bytes | None = None,
     threads: int = 2,
+    token: str | None = None,
 ) -> Measure:
     """Run wrk for ``seconds`` against ``base_url``: requests pick a random line of ``paths`` (or
-    send ``path``); ``body`` is POSTed with ``Prefer: return=minimal``."""
+    send ``path``); ``body`` is POSTed with ``Prefer: return=minimal``; every request carries
+    ``Authorization: Bearer token`` when a token is given."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "BENCH_METHOD": method,
         "BENCH_PATH": path,
         "BENCH_OUT": str(out_dir / f"{name}.wrk.json"),
+        "BENCH_TOKEN": token or "",
     }
     if paths:
         paths_file = out_dir / f"{name}.paths"
@@ -176,9 +179,11 @@ def post_bundles(
     max_seconds: float,
     progress_every: int = 0,
     on_progress: object = None,
+    token: str | None = None,
 ) -> Measure:
     """POST each bundle once to ``/fhir`` from ``concurrency`` threads, stopping early after
-    ``max_seconds``. Errors are non-2xx answers and failed connections."""
+    ``max_seconds`` (with ``Authorization: Bearer token`` when a token is given). Errors are
+    non-2xx answers and failed connections."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     lock = threading.Lock()
@@ -187,6 +192,13 @@ def post_bundles(
     errors: list[str] = []
     done_entries = [0]
     deadline = time.monotonic() + max_seconds
+    headers = {
+        "Content-Type": "application/fhir+json",
+        "Accept": "application/fhir+json",
+        "Prefer": "return=minimal",
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
 
     def worker() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=600)
@@ -199,16 +211,7 @@ def post_bundles(
             b = bundles[i]
             start = time.perf_counter()
             try:
-                conn.request(
-                    "POST",
-                    "/fhir",
-                    body=b.body,
-                    headers={
-                        "Content-Type": "application/fhir+json",
-                        "Accept": "application/fhir+json",
-                        "Prefer": "return=minimal",
-                    },
-                )
+                conn.request("POST", "/fhir", body=b.body, headers=headers)
                 resp = conn.getresponse()
                 payload = resp.read()
                 status = resp.status

@@ -74,6 +74,7 @@ class Config:
     profile_seconds: float
     profile_workers: int
     suffix: str
+    profile_always: tuple[str, ...] = ()  # scenarios profiled even when they meet their targets
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Run:
     results: list[dict[str, Any]] = field(default_factory=list)
     loads: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def missed(scenario: str, m: Measure) -> list[str]:
@@ -119,6 +121,14 @@ class Backend:
 
     def pool_size(self, workers: int) -> int:
         return 10 * workers  # HYGIE_PG_POOL_SIZE per worker
+
+    def cpu_root(self) -> int | None:
+        """The pid whose process tree is the database server (None: it runs in the server)."""
+        return None
+
+    def audit_bytes(self, url: str) -> int | None:
+        """On-disk size of the audit trail's events table, when the database can tell."""
+        return None
 
     # ceilings
     def ceiling_writes(
@@ -164,6 +174,12 @@ class Postgres(Backend):
 
     def settle(self, url: str) -> None:
         self.fetch(url, "ANALYZE")  # autovacuum would analyze the new rows within a minute or so
+
+    def cpu_root(self) -> int | None:
+        return infra.POSTMASTERS.get(self.admin)  # known for the throwaway cluster only
+
+    def audit_bytes(self, url: str) -> int | None:
+        return int(self.fetch(url, "SELECT pg_total_relation_size('audit_events')")[0][0])
 
     def fetch(self, url: str, text: str) -> list[tuple[Any, ...]]:
         async def go() -> list[tuple[Any, ...]]:
@@ -222,6 +238,13 @@ class Sqlite(Backend):
             return [tuple(r) for r in conn.execute(text).fetchall()]
         finally:
             conn.close()
+
+    def audit_bytes(self, url: str) -> int | None:
+        try:  # the dbstat virtual table is optional in SQLite builds
+            rows = self.fetch(url, "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE '%audit_events%'")
+        except sqlite3.Error:
+            return None
+        return int(rows[0][0] or 0)
 
     def ceiling_writes(
         self, url: str, writes: list[ceiling.PreparedWrite], conc: int, w: int, s: float
@@ -324,21 +347,48 @@ class Bench:
         """Post the smallest bundles (two per worker, concurrently) so that every worker has
         loaded its definitions and compiled its plans before the measured ingest."""
         smallest = sorted(self.bundles, key=lambda b: b.entries)[: 2 * server.workers]
-        post_bundles(server.url, smallest, concurrency=2 * server.workers, max_seconds=120)
+        post_bundles(
+            server.url, smallest, concurrency=2 * server.workers, max_seconds=120, token=server.token
+        )
+
+    @staticmethod
+    def cpu_meter(db: Backend, server: infra.Server) -> infra.CpuMeter:
+        roots = {"server": server.process.pid}
+        if (pm := db.cpu_root()) is not None:
+            roots["db"] = pm
+        return infra.CpuMeter(roots)
+
+    @staticmethod
+    def add_cpu(m: Measure, cpu: dict[str, float]) -> Measure:
+        """CPU seconds of the loop (server, database, whole machine) and per operation (µs)."""
+        n = m.ops or 1
+        for name, seconds in cpu.items():
+            m.detail[f"cpu_{name}_s"] = round(seconds, 3)
+            m.detail[f"cpu_{name}_us_per_op"] = round(1e6 * seconds / n, 1)
+        return m
 
     def save(self) -> None:
         out = self.cfg.out / f"results{self.cfg.suffix}.json"
         out.write_text(
             json.dumps(
-                {"results": self.run.results, "loads": self.run.loads, "profiles": self.run.profiles},
+                {
+                    "results": self.run.results,
+                    "loads": self.run.loads,
+                    "profiles": self.run.profiles,
+                    "audits": self.run.audits,
+                },
                 indent=1,
             )
         )
 
-    def wrk(self, server: infra.Server, name: str, **kw: Any) -> Measure:
+    def wrk(self, db: Backend, server: infra.Server, name: str, **kw: Any) -> Measure:
+        out = self.cfg.out / "wrk"
         if self.cfg.warmup > 0:
-            run_wrk(server.url, self.cfg.out / "wrk", name + "-warmup", seconds=self.cfg.warmup, **kw)
-        return run_wrk(server.url, self.cfg.out / "wrk", name, seconds=self.cfg.seconds, **kw)
+            run_wrk(server.url, out, name + "-warmup", seconds=self.cfg.warmup, token=server.token, **kw)
+        meter = self.cpu_meter(db, server).start()
+        m = run_wrk(server.url, out, name, seconds=self.cfg.seconds, token=server.token, **kw)
+        m.detail["authenticated"] = server.token is not None
+        return self.add_cpu(m, meter.stop())
 
     def maybe_profile(
         self,
@@ -350,13 +400,16 @@ class Bench:
         again: Callable[[float], object],
     ) -> None:
         misses = missed(scenario, m) if db.key == "pg" else []
+        forced = db.key == "pg" and scenario in self.cfg.profile_always
         if server.workers != self.cfg.profile_workers:
             return
-        if not (self.cfg.profile and misses and profile.ensure_py_spy()):
+        if not (self.cfg.profile and (misses or forced) and profile.ensure_py_spy()):
             return
         tag = "-whatif" if getattr(db, "settings", None) else ""
+        tag += "-auth" if server.token else ""
         base = self.cfg.out / "profiles" / f"{db.key}-{size}-w{server.workers}-{scenario}{tag}"
-        infra.log(f"  profiling {scenario} (missed {', '.join(misses)}) -> {base}.svg")
+        why = f"missed {', '.join(misses)}" if misses else "--profile-always"
+        infra.log(f"  profiling {scenario} ({why}) -> {base}.svg")
         seconds = self.cfg.profile_seconds
         with profile.recording(server.process.pid, seconds, base, subprocesses=server.workers > 1):
             time.sleep(0.5)
@@ -370,6 +423,7 @@ class Bench:
                 "scenario": scenario,
                 "variant": ", ".join(f"{k}={v}" for k, v in getattr(db, "settings", {}).items()),
                 "svg": str(base.with_suffix(".svg").relative_to(REPO)),
+                "authenticated": server.token is not None,
                 **summary,
             }
         )
@@ -430,10 +484,12 @@ class Bench:
             with infra.hygie_server(url, data, workers, cfg.out / "logs") as server:
                 load = infra.load_average()
                 name = f"{db.key}-{size}-w{workers}-{scenario}"
-                m = self.wrk(server, name, **kw)
+                m = self.wrk(db, server, name, **kw)
 
                 def again(s: float, kw: dict[str, Any] = kw, name: str = name) -> Measure:
-                    return run_wrk(server.url, cfg.out / "wrk", name + "-profile", seconds=s, **kw)
+                    return run_wrk(
+                        server.url, cfg.out / "wrk", name + "-profile", seconds=s, token=server.token, **kw
+                    )
 
                 self.maybe_profile(db, size, server, scenario, m, again)
             db.wait_idle(url)
@@ -450,7 +506,12 @@ class Bench:
             load = infra.load_average()
             self.warm_up(server)
             load = infra.load_average()
-            ingest = post_bundles(server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=1800)
+            meter = self.cpu_meter(db, server).start()
+            ingest = post_bundles(
+                server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=1800, token=server.token
+            )
+            ingest.detail["authenticated"] = server.token is not None
+            self.add_cpu(ingest, meter.stop())
             if ingest.errors:
                 infra.log(f"  ingest errors: {ingest.detail.get('first_errors')}")
             ingest_load = load
@@ -466,7 +527,11 @@ class Bench:
                         "ingest",
                         ingest,
                         lambda s: post_bundles(
-                            prof_server.url, self.bundles, concurrency=cfg.uploaders, max_seconds=s
+                            prof_server.url,
+                            self.bundles,
+                            concurrency=cfg.uploaders,
+                            max_seconds=s,
+                            token=prof_server.token,
                         ),
                     )
         db.settle(url)
@@ -490,20 +555,48 @@ class Bench:
                 "path": "/fhir/Patient",
                 "body": body,
             }
-            m = self.wrk(server, f"{db.key}-32k-w{workers}-create", **kw)
+            m = self.wrk(db, server, f"{db.key}-32k-w{workers}-create", **kw)
             self.maybe_profile(
                 db,
                 "32k",
                 server,
                 "create",
                 m,
-                lambda s: run_wrk(server.url, cfg.out / "wrk", f"{db.key}-create-profile", seconds=s, **kw),
+                lambda s: run_wrk(
+                    server.url,
+                    cfg.out / "wrk",
+                    f"{db.key}-create-profile",
+                    seconds=s,
+                    token=server.token,
+                    **kw,
+                ),
             )
         scratch, _ = db.fresh("ceiling")
         infra.migrate(scratch, data)
         writes = ceiling.prepare_creates(PATIENT_TEMPLATE, int(cfg.ceiling_seconds * 4000))
         c = db.ceiling_writes(scratch, writes, cfg.create_clients, workers, cfg.ceiling_seconds)
         self.record(db, "32k", workers, "create", m, c, load)
+        self.audit_summary(db, url, "32k", workers, data)
+
+    def audit_summary(self, db: Backend, url: str, size: str, workers: int, data: Path) -> None:
+        """The audit trail the run left (rows, bytes) and how long ``hygie audit verify`` takes."""
+        try:
+            rows = int(db.fetch(url, "SELECT COUNT(*) FROM audit_events")[0][0])
+        except (sqlite3.Error, asyncpg.PostgresError):
+            return  # a server without the audit trail
+        line, seconds = infra.audit_verify(url, data)
+        entry = {
+            "db": db.name,
+            "size": size,
+            "workers": workers,
+            "rows": rows,
+            "bytes": db.audit_bytes(url),
+            "verify_seconds": round(seconds, 2),
+            "verify": line,
+        }
+        self.run.audits.append(entry)
+        infra.log(f"  audit trail: {rows:,} events; hygie audit verify took {seconds:.1f} s: {line}")
+        self.save()
 
     def large(self, db: Backend, workers_list: list[int], reuse: bool, *, load_only: bool = False) -> None:
         """~1M resources: import the set ``copies`` times (resumable), then the read side."""
@@ -529,7 +622,9 @@ class Bench:
                 for start in range(0, len(todo), 200):
                     chunk = todo[start : start + 200]
                     load = infra.load_average()
-                    m = post_bundles(server.url, chunk, concurrency=cfg.uploaders, max_seconds=3600)
+                    m = post_bundles(
+                        server.url, chunk, concurrency=cfg.uploaders, max_seconds=3600, token=server.token
+                    )
                     segments.append(
                         {
                             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -579,6 +674,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     loads: dict[str, dict[str, Any]] = {}
     profiles: dict[tuple[Any, ...], dict[str, Any]] = {}
+    audits: dict[tuple[Any, ...], dict[str, Any]] = {}
     for n, r in enumerate(runs):
         for row in r.get("results", []):
             key = (row["db"], row["size"], row["workers"], row["scenario"], row.get("variant", ""))
@@ -595,6 +691,8 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
             loads[ld["db"]] = ld
         for p in r.get("profiles", []):
             profiles[(p["db"], p["size"], p["workers"], p["scenario"], p.get("variant", ""))] = p
+        for a in r.get("audits", []):
+            audits[(a["db"], a["size"], a["workers"])] = a
     meta = dict(runs[0].get("meta", {}))
     meta["runs"] = [
         {k: r.get("meta", {}).get(k) for k in ("started", "finished", "load_avg_start", "commit")}
@@ -605,6 +703,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "results": list(rows.values()),
         "loads": list(loads.values()),
         "profiles": list(profiles.values()),
+        "audits": list(audits.values()),
     }
 
 
@@ -663,6 +762,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--profile-workers", type=int, default=1, help="profile with this worker count only")
     ap.add_argument(
+        "--profile-always",
+        default="",
+        metavar="SCENARIOS",
+        help="with --profile, also profile these PostgreSQL scenarios (e.g. read,search) when they meet their targets",
+    )
+    ap.add_argument(
         "--max-load", type=float, default=0.8, help="wait (at most 5 min) for a lower load average first"
     )
     ap.add_argument(
@@ -707,6 +812,7 @@ def main(argv: list[str] | None = None) -> int:
         profile_seconds=5 if quick else 12,
         profile_workers=args.profile_workers,
         suffix="_quick" if quick else "",
+        profile_always=tuple(x.strip() for x in args.profile_always.split(",") if x.strip()),
     )
     cfg.out.mkdir(parents=True, exist_ok=True)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
@@ -738,7 +844,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_large:
                 bench.large(db, workers, args.reuse, load_only=args.load_only)
     meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result = {"meta": meta, "results": run.results, "loads": run.loads, "profiles": run.profiles}
+    result = {
+        "meta": meta,
+        "results": run.results,
+        "loads": run.loads,
+        "profiles": run.profiles,
+        "audits": run.audits,
+    }
     stamp = started.strftime("%Y%m%dT%H%M%S")
     path = cfg.out / f"results{cfg.suffix}-{stamp}.json"
     path.write_text(json.dumps(result, indent=1))

@@ -4,6 +4,7 @@
 --   BENCH_PATH    the path when BENCH_PATHS is not given
 --   BENCH_BODY    file whose content is the body of every request (POST, Prefer: return=minimal)
 --   BENCH_OUT     file where done() writes the summary and latency percentiles as JSON (µs)
+--   BENCH_TOKEN   bearer token sent as Authorization on every request (when not empty)
 
 local paths = {}
 local method = "GET"
@@ -19,6 +20,10 @@ end
 
 function init(args)
   method = os.getenv("BENCH_METHOD") or "GET"
+  local token = os.getenv("BENCH_TOKEN")
+  if token and token ~= "" then
+    headers["Authorization"] = "Bearer " .. token
+  end
   local body_file = os.getenv("BENCH_BODY")
   if body_file and body_file ~= "" then
     local f = assert(io.open(body_file, "rb"))
