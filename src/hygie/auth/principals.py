@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hygie.auth.tokens import AccessToken, InvalidToken
@@ -205,6 +205,9 @@ class BearerAuthenticator:
         self.verify = verify
         self.resolver = resolver
         self.break_glass = break_glass
+        # callers of tokens that carry no per-request state (all but professionals', whose
+        # break-glass accesses are read every time): token id -> caller, until the token expires
+        self._callers: dict[str, tuple[int, Caller]] = {}
 
     async def __call__(self, headers: dict[str, str], address: str | None) -> Caller:
         from hygie.fhir.outcome import Unauthorized  # noqa: PLC0415
@@ -216,7 +219,15 @@ class BearerAuthenticator:
             token = await self.verify(authorization)
         except InvalidToken as exc:
             raise Unauthorized(str(exc), error="invalid_token") from exc
-        emergency: frozenset[str] = frozenset()
-        if self.break_glass is not None and token.kind == "professional" and token.fhir_user:
-            emergency = await self.break_glass(token.fhir_user)
-        return await self.resolver.caller(token, break_glass=emergency, address=address)
+        if token.kind == "professional":
+            emergency: frozenset[str] = frozenset()
+            if self.break_glass is not None and token.fhir_user:
+                emergency = await self.break_glass(token.fhir_user)
+            return await self.resolver.caller(token, break_glass=emergency, address=address)
+        known = self._callers.get(token.jti)
+        if known is None or known[0] != token.expires:
+            if len(self._callers) >= 50_000:
+                self._callers.clear()
+            known = (token.expires, await self.resolver.caller(token))
+            self._callers[token.jti] = known
+        return replace(known[1], address=address)

@@ -89,6 +89,8 @@ class TokenService:
         self.client_active = client_active
         self.lifetime_s = lifetime_s
         self._cache = _TtlCache(1.0)
+        # tokens whose signature and claims were verified: token text -> parsed token (until exp)
+        self._verified: dict[str, AccessToken] = {}
 
     async def issue(
         self,
@@ -128,6 +130,29 @@ class TokenService:
         return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}, claims, key)
 
     async def verify(self, token: str) -> AccessToken:
+        """The access token behind ``token``: signature, issuer, audience and expiry are checked
+        once per token text (the result is kept until it expires); revocation of the token and of
+        its grant, and the client's status, at every call (through one-second caches)."""
+        known = self._verified.get(token)
+        if known is not None and known.expires + 30 > self.clock() // 1_000_000:
+            await self._still_valid(known.jti, known.family, known.client_id)
+            return known
+        parsed = await self._parse(token)
+        await self._still_valid(parsed.jti, parsed.family, parsed.client_id)
+        if len(self._verified) >= 50_000:
+            self._verified.clear()
+        self._verified[token] = parsed
+        return parsed
+
+    async def _still_valid(self, jti: str, family: str | None, client_id: str) -> None:
+        if await self._cache.get(f"j:{jti}", lambda: self.kv.get(REVOKED_JTI, jti)):
+            raise InvalidToken("token revoked")
+        if family and await self._cache.get(f"f:{family}", lambda: self.kv.get(REVOKED_FAMILY, str(family))):
+            raise InvalidToken("grant revoked")
+        if client_id and not await self._cache.get(f"c:{client_id}", lambda: self.client_active(client_id)):
+            raise InvalidToken("client suspended")
+
+    async def _parse(self, token: str) -> AccessToken:
         if token.count(".") != 2:
             raise InvalidToken("malformed token")
         keyset = await self._cache.get("jwks", self.keys.published)
@@ -156,12 +181,6 @@ class TokenService:
         jti = str(claims.get("jti", ""))
         family = claims.get("fam")
         client_id = str(claims.get("client_id", ""))
-        if await self._cache.get(f"j:{jti}", lambda: self.kv.get(REVOKED_JTI, jti)):
-            raise InvalidToken("token revoked")
-        if family and await self._cache.get(f"f:{family}", lambda: self.kv.get(REVOKED_FAMILY, str(family))):
-            raise InvalidToken("grant revoked")
-        if client_id and not await self._cache.get(f"c:{client_id}", lambda: self.client_active(client_id)):
-            raise InvalidToken("client suspended")
         try:
             scopes = parse_scopes(str(claims.get("scope", "")))
         except InvalidScope as exc:

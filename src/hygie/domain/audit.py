@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import hashlib
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -193,9 +194,17 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def partition_of(patient: str | None) -> str:
-    """A patient's partition is their id; events concerning no patient go to ``_system``."""
+SYSTEM_SHARDS = 16
+
+
+def partition_of(patient: str | None, resource: str | None = None) -> str:
+    """A patient's partition is their id; events concerning no patient go to ``_system`` — or,
+    when they name a resource (a Practitioner, an Organization…), to one of ``SYSTEM_SHARDS``
+    chains ``_system.<n>`` chosen by that resource, so that concurrent writes of reference data
+    do not all wait on one chain head."""
     if not patient:
+        if resource:
+            return f"{SYSTEM_PARTITION}.{zlib.crc32(resource.encode()) % SYSTEM_SHARDS}"
         return SYSTEM_PARTITION
     return patient.removeprefix("Patient/")
 
@@ -331,7 +340,9 @@ def build_entry(decision: Decision, context: AuditContext, actor: Actor | None =
         event["purposeOfEvent"] = [{"coding": [p.fhir() for p in purposes]}]
     who = f"{actor.who_system}|{actor.who}" if actor.who_system else actor.who
     return AuditEntry(
-        partition=partition_of(patient),
+        partition=partition_of(
+            patient, f"{req.resource_type}/{req.resource_id}" if req.resource_id else None
+        ),
         recorded_us=context.recorded_us,
         patient=patient,
         agent=who,

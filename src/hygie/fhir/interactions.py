@@ -268,13 +268,20 @@ class FhirService:
         if request.caller.trusted and request.caller.principal.scopes is None:
             return rows
         kept = []
+        # a backend service's verdict depends on the type alone (its scopes): decide once per type
+        per_type: dict[str, bool] | None = {} if request.caller.kind == "system" else None
         for row in rows:
-            decision = await self.policy.decide(
-                AccessRequest(request.caller, "read", row.resource_type, row.id, detail=detail),
-                target_of(row),
-                request.relations,
-            )
-            if decision.allowed:
+            allowed = per_type.get(row.resource_type) if per_type is not None else None
+            if allowed is None:
+                decision = await self.policy.decide(
+                    AccessRequest(request.caller, "read", row.resource_type, row.id, detail=detail),
+                    target_of(row),
+                    request.relations,
+                )
+                allowed = decision.allowed
+                if per_type is not None:
+                    per_type[row.resource_type] = allowed
+            if allowed:
                 kept.append(row)
         return kept
 

@@ -466,3 +466,31 @@ def test_scope_grammar() -> None:
     for bad in ("patient/Observation.sr", "patient/Observation.rr", "patient/Nope.rs", "doctor/*.rs"):
         with pytest.raises(InvalidScope):
             parse_scopes(bad)
+
+
+async def test_a_verified_token_is_remembered_but_still_expires_and_can_be_revoked(
+    server: AuthorizationServer, clock: Clock
+) -> None:
+    """Verification is kept per token text for speed; expiry, revocation and a suspended client
+    still apply to the remembered token."""
+    client, _ = await server.clients.register(
+        name="svc", scope="system/*.rs", with_secret=True, client_id="svc"
+    )
+    out = await server.service_token(client.client_id, None, 120)
+    token = out["access_token"]
+    first = await server.tokens.verify(token)
+    assert await server.tokens.verify(token) is first  # remembered
+    await server.tokens.revoke_token(first.jti, first.expires)
+    with pytest.raises(InvalidToken, match="revoked"):
+        await server.tokens.verify(token)
+    other = (await server.service_token(client.client_id, None, 120))["access_token"]
+    await server.tokens.verify(other)
+    clock.advance(120 + 31)
+    with pytest.raises(InvalidToken):
+        await server.tokens.verify(other)
+    fresh = (await server.service_token(client.client_id, None, 120))["access_token"]
+    await server.tokens.verify(fresh)
+    await server.clients.set_status(client.client_id, "suspended")
+    time.sleep(1.1)  # past the one-second status cache (monotonic time)
+    with pytest.raises(InvalidToken, match="suspended"):
+        await server.tokens.verify(fresh)
