@@ -19,6 +19,7 @@ from hygie.domain.access import AccessPolicy
 from hygie.domain.audit import AuditLog
 from hygie.domain.break_glass import BreakGlassService
 from hygie.domain.outbox import Outbox
+from hygie.domain.policy import CategoryMatrix
 from hygie.fhir.interactions import FhirService, Limits
 from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
@@ -171,6 +172,13 @@ async def open_runtime(settings: Settings, *, policy: AccessPolicy | None = None
     raw = await open_store(settings.database_url, pool_size=settings.pg_pool_size)
     blobs = FileBlobStore(settings.blob_dir, settings.blob_key)
     store = BinaryOffloadingStore(raw, blobs)
+    if policy is None and settings.category_matrix is not None:
+        # the operator's profession × document-class table in place of the shipped default
+        policy = AccessPolicy(
+            lambda patient, actors, now: store.relations(patient, actors, now_us=now),
+            clock_us,
+            CategoryMatrix.from_json(settings.category_matrix.read_bytes()),
+        )
     service = FhirService(
         store,
         base_url=settings.fhir_base,

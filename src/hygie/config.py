@@ -42,6 +42,7 @@ class Settings:
     max_bundle_entries: int = 10_000
     everything_page: int = 1000
     majority_age: int = 18
+    category_matrix: Path | None = None
     pg_pool_size: int = 10
 
     @property
@@ -93,6 +94,9 @@ def load_settings(**overrides: object) -> Settings:
         max_bundle_entries=_int("HYGIE_MAX_BUNDLE_ENTRIES", 10_000),
         everything_page=_int("HYGIE_EVERYTHING_PAGE", 1000),
         majority_age=_int("HYGIE_MAJORITY_AGE", 18),
+        category_matrix=Path(os.environ["HYGIE_CATEGORY_MATRIX"])
+        if os.environ.get("HYGIE_CATEGORY_MATRIX")
+        else None,
         pg_pool_size=_int("HYGIE_PG_POOL_SIZE", 10),
     )
     if overrides:

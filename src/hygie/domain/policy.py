@@ -141,20 +141,30 @@ class CategoryMatrix:
         return "*" in granted or bool(categories & granted)
 
     @classmethod
+    def from_json(cls, data: bytes) -> CategoryMatrix:
+        """``{"professions": {"10": {"classes": ["*"]}, …}}`` (see ``category_matrix.json``)."""
+        import orjson  # noqa: PLC0415
+
+        loaded = orjson.loads(data)
+        professions = loaded.get("professions") if isinstance(loaded, dict) else None
+        if not isinstance(professions, dict):
+            raise ValueError(  # noqa: TRY004 - a configuration error, reported as such
+                'a category matrix is {"professions": {code: {"classes": [...]}}}'
+            )
+        allowed: dict[str, frozenset[str]] = {}
+        for code, entry in professions.items():
+            classes = entry.get("classes") if isinstance(entry, dict) else None
+            if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+                raise ValueError(f'profession {code!r}: classes must be a list of TRE_A03 codes or "*"')
+            allowed[str(code)] = frozenset(classes)
+        return cls(allowed)
+
+    @classmethod
     def default(cls) -> CategoryMatrix:
-        # class codes of TRE_A03: 10 report, 11 summary, 31 imaging, 42 prescription, 43 dispensing,
-        # 44 care plan, 45 administered treatment, 52 certificate, 60 reimbursement, 90 patient documents
-        everyday = frozenset({"11", "42", "43", "44", "45", "90"})
-        return cls(
-            {
-                "10": frozenset({"*"}),  # doctors
-                "50": frozenset({"*"}),  # midwives
-                "40": everyday | {"10", "31"},  # dentists
-                "21": everyday,  # pharmacists
-                "60": everyday | {"10"},  # nurses
-                "70": everyday | {"10", "31"},  # physiotherapists
-            }
-        )
+        """The table shipped as data beside this module (``category_matrix.json``)."""
+        from importlib.resources import files  # noqa: PLC0415
+
+        return cls.from_json(files("hygie.domain").joinpath("category_matrix.json").read_bytes())
 
 
 def _live(relations: Sequence[Relation], now_us: int) -> list[Relation]:

@@ -16,7 +16,7 @@ import itertools
 import pytest
 
 from hygie.auth.scopes import parse_scopes
-from hygie.domain.policy import Principal, Relation, Target, decide
+from hygie.domain.policy import CategoryMatrix, Principal, Relation, Target, decide
 
 NOW = 1_900_000_000_000_000
 
@@ -127,3 +127,17 @@ def test_the_matrix_covers_every_actor() -> None:
     assert len(CELLS) == len(ACTORS) * (len(TYPES) - 1) * len(INTERACTIONS) * 2 + len(ACTORS) * len(
         INTERACTIONS
     )
+
+
+def test_the_category_matrix_is_data_and_an_operator_table_replaces_it() -> None:
+    """The shipped table loads from its JSON file; a malformed operator table is refused."""
+    shipped = CategoryMatrix.default()
+    assert shipped.may_read("10", frozenset({"31"}))
+    assert not shipped.may_read("21", frozenset({"10"}))
+    own = CategoryMatrix.from_json(b'{"professions": {"21": {"classes": ["10"]}}}')
+    assert own.may_read("21", frozenset({"10"}))
+    assert not own.may_read("10", frozenset({"10"}))  # a profession absent from the table reads none
+    with pytest.raises(ValueError, match="classes"):
+        CategoryMatrix.from_json(b'{"professions": {"21": {"classes": "10"}}}')
+    with pytest.raises(ValueError, match="professions"):
+        CategoryMatrix.from_json(b"[]")
