@@ -197,14 +197,14 @@ def canonical_json(value: Any) -> bytes:
 SYSTEM_SHARDS = 16
 
 
-def partition_of(patient: str | None, resource: str | None = None) -> str:
+def partition_of(patient: str | None, shard_key: str | None = None) -> str:
     """A patient's partition is their id; events concerning no patient go to ``_system`` — or,
-    when they name a resource (a Practitioner, an Organization…), to one of ``SYSTEM_SHARDS``
-    chains ``_system.<n>`` chosen by that resource, so that concurrent writes of reference data
-    do not all wait on one chain head."""
+    given a ``shard_key`` (the request id), to one of ``SYSTEM_SHARDS`` chains ``_system.<n>``:
+    all the events of one request share one chain head, and concurrent requests writing
+    reference data (a transaction's Organizations, Practitioners…) do not wait on each other."""
     if not patient:
-        if resource:
-            return f"{SYSTEM_PARTITION}.{zlib.crc32(resource.encode()) % SYSTEM_SHARDS}"
+        if shard_key:
+            return f"{SYSTEM_PARTITION}.{zlib.crc32(shard_key.encode()) % SYSTEM_SHARDS}"
         return SYSTEM_PARTITION
     return patient.removeprefix("Patient/")
 
@@ -340,9 +340,7 @@ def build_entry(decision: Decision, context: AuditContext, actor: Actor | None =
         event["purposeOfEvent"] = [{"coding": [p.fhir() for p in purposes]}]
     who = f"{actor.who_system}|{actor.who}" if actor.who_system else actor.who
     return AuditEntry(
-        partition=partition_of(
-            patient, f"{req.resource_type}/{req.resource_id}" if req.resource_id else None
-        ),
+        partition=partition_of(patient, context.request_id),
         recorded_us=context.recorded_us,
         patient=patient,
         agent=who,

@@ -496,3 +496,15 @@ def test_dispute_moves_open_review_closed_only_by_the_structures_dpo() -> None:
         close_dispute(d2, "dpo", PLATFORM, "unauthorised", "  ", NOW)
     d3 = close_dispute(d2, "dpo", PLATFORM, "unauthorised", "Accès non justifié, signalé.", NOW + 2)
     assert (d3.status, d3.outcome, d3.version, d3.updated_us) == ("closed", "unauthorised", 3, NOW + 2)
+
+
+def test_a_request_keeps_its_reference_data_events_on_one_system_chain() -> None:
+    """Events concerning no patient go to one of the system shards, chosen by the request: one
+    request touches one chain head, concurrent requests spread over several."""
+    d = decision("create", resource_type="Organization", resource_id="o1", patient=None)
+    d2 = decision("create", resource_type="Organization", resource_id="o2", patient=None)
+    a = build_entry(d, AuditContext(NOW, "srv", request_id="req-a"))
+    b = build_entry(d2, AuditContext(NOW, "srv", request_id="req-a"))
+    assert a.partition == b.partition and a.partition.startswith(SYSTEM_PARTITION + ".")
+    shards = {build_entry(d, AuditContext(NOW, "srv", request_id=f"req-{i}")).partition for i in range(64)}
+    assert len(shards) > 8
