@@ -92,7 +92,9 @@ def consent(page: Any, hygie: LiveHygie, *, patient_label: str, shots: Path | No
 
 def app_results(page: Any, smart_app: str) -> dict[str, str]:
     """What the SMART app wrote into its page once ``FHIR.oauth2.ready()`` resolved."""
-    page.wait_for_url(f"{smart_app}/index.html?*")
+    # the app lands on index.html?code=…&state=…, and fhirclient then strips the query with
+    # history.replaceState: wait for the page itself, not for the query to be seen
+    page.wait_for_url(f"{smart_app}/index.html*")
     page.wait_for_selector("body[data-status=ready], body[data-status=error]")
     assert page.locator("body").get_attribute("data-status") == "ready", page.locator("#error").inner_text()
     return {
