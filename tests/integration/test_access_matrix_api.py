@@ -407,28 +407,10 @@ anonymous                   401      401        401         401     401       40
 """
 
 
-# Cells where the implementation is known to differ from the rules (the test of that actor is
-# then an expected failure, once every other cell passed); a gap that closes fails the test, so
-# that it is removed from here.
-GRANT_CATEGORIES = (
-    "search ignores the document classes of a professional's grant: the store's restriction "
-    "(stores/restriction.py, stores/memory.py) has no per-patient categories, so a professional "
-    "whose only relation is a grant limited to some classes finds the other classes in searches "
-    "(read, includes, $everything and history refuse them)"
-)
-KNOWN_GAPS: dict[str, str] = {
-    f"pro-grant-summaries-{cell}": GRANT_CATEGORIES
-    for cell in (
-        "search-report-own-rows",
-        "search-report-own-total",
-        "search-count-report-own-total",
-        "search-DocumentReference-by-patient-own-rows",
-        "search-DocumentReference-by-patient-own-total",
-        "search-count-DocumentReference-by-patient-own-total",
-        "search-DocumentReference-all-rows",
-        "conditional-create-report-own",  # the conditional match finds it, then the read is refused: 404
-    )
-}
+# Cells where the implementation is known to differ from the rules, with the reason (none now):
+# the test of that actor is then an expected failure once every other cell passed, and a gap
+# that closes fails the test so that it is removed from here.
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def parse(table: str) -> dict[str, dict[str, str]]:

@@ -331,6 +331,9 @@ class SearchRestriction:
     categories: frozenset[str] | None = None
     # documents (categorised DocumentReferences) of patients who keep them confidential from the actor
     confidential_for_actor: str | None = None
+    # a professional whose only link to a patient is grants sees that patient's categorised
+    # documents within the grants' categories (the patients related otherwise see them all)
+    grant_categories_actor: str | None = None
 
 
 def restriction_for(
@@ -424,6 +427,7 @@ def restriction_for(
         unless_author=principal.subject,
         unless_relation=frozenset({"medecin_traitant"}),
         categories=None if "*" in granted else frozenset(granted),
+        grant_categories_actor=principal.subject,
     )
 
 

@@ -307,6 +307,15 @@ class _Evaluator:
                     )
         return out
 
+    def _grants(self, actor: str) -> dict[str, list[frozenset[str] | None]]:
+        """Patient -> categories of the actor's live grants (None: every category)."""
+        out: dict[str, list[frozenset[str] | None]] = {}
+        for r in self.live():
+            for row in r.index.get("relation", {}).get("grant", []):
+                if row[1] == actor and (row[3] is None or row[3] > self.now_us):
+                    out.setdefault(row[0], []).append(frozenset(row[2].split(",")) if row[2] else None)
+        return out
+
     def _restriction(self, res: SearchRestriction | None) -> Predicate:
         """The access policy's restriction, as stores/restriction.py compiles it to SQL."""
         if res is None:
@@ -336,6 +345,13 @@ class _Evaluator:
             if res.confidential_for_actor
             else set()
         )
+        grant_actor = res.grant_categories_actor
+        fully = (
+            self._related(grant_actor, frozenset({"care_team", "medecin_traitant", "encounter"}))
+            if grant_actor
+            else set()
+        )
+        grants = self._grants(grant_actor) if grant_actor else {}
 
         def ok(r: _Resource) -> bool:
             if restricted:
@@ -360,6 +376,16 @@ class _Evaluator:
             if res.categories is not None and r.resource_type == "DocumentReference":
                 categories = {row[1] for row in r.rows("token", "category")}
                 if categories and not (categories & res.categories):
+                    return False
+            if (
+                grants
+                and r.resource_type == "DocumentReference"
+                and r.patient in grants
+                and r.patient not in fully
+                and r.patient not in res.extra_patients
+            ):
+                codes = {row[1] for row in r.rows("token", "category")}
+                if codes and not any(c is None or codes & c for c in grants[r.patient]):
                     return False
             hidden = confidential and r.resource_type == "DocumentReference" and r.patient in confidential
             return not (hidden and r.rows("token", "category"))

@@ -82,6 +82,30 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         conds.append(
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) OR {allowed})"
         )
+    if restriction.grant_categories_actor is not None:
+        actor = restriction.grant_categories_actor
+        categorised = (
+            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
+        )
+        full = _live_relation(p, actor, frozenset({"care_team", "medecin_traitant", "encounter"}), now_us)
+        granted = _live_relation(p, actor, frozenset({"grant"}), now_us)
+        # categories are stored comma-separated: ",11,42," contains ",11,"
+        covering = (
+            f"EXISTS (SELECT 1 FROM idx_relation g JOIN idx_token t ON t.rid = {alias}.rid "
+            f"AND t.param = {p('category')} WHERE g.actor = {p(actor)} AND g.param = {p('grant')} "
+            f"AND g.patient = {alias}.patient AND (g.expires IS NULL OR g.expires > {p(now_us)}) "
+            f"AND (g.categories IS NULL OR ',' || g.categories || ',' LIKE '%,' || t.code || ',%'))"
+        )
+        keep = [
+            f"{alias}.res_type <> {p(DOCUMENT_TYPE)}",
+            f"{alias}.rid NOT IN ({categorised})",
+            f"{alias}.patient IN ({full})",
+            f"{alias}.patient NOT IN ({granted})",
+            covering,
+        ]
+        if restriction.extra_patients:
+            keep.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
+        conds.append("(" + " OR ".join(keep) + ")")
     if restriction.confidential_for_actor is not None:
         kinds = frozenset({"adolescent_confidential"})
         confidential = _live_relation(p, restriction.confidential_for_actor, kinds, now_us)
