@@ -35,6 +35,23 @@ def _ms(v: float) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
 
 
+def profile_table(profile: dict[str, Any], rows: int) -> list[str]:
+    """A py-spy profile's top areas, self and inclusive functions, side by side (then a blank line)."""
+    lines = [
+        "| self % by area | area | self % | function | inclusive % | hygie function |",
+        "|---:|---|---:|---|---:|---|",
+    ]
+    cols = [profile.get(k, [])[:rows] for k in ("areas", "self", "inclusive")]
+    for i in range(max(len(c) for c in cols)):
+        cells = []
+        for c in cols:
+            name, value = c[i] if i < len(c) else ("", "")
+            cells += [str(value), f"`{name}`" if name else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def _rate(s: dict[str, Any], unit: str) -> str:
     if s["ops"] == 0:
         return f"**0**: no answer within the {s['seconds']:.0f} s run (wrk timeout 10 s)"
@@ -161,17 +178,8 @@ def section(
                 f"{' [' + p['variant'] + ']' if p.get('variant') else ''}**: {p['samples']:,} samples, "
                 f"flame graph `{p['svg']}` (not committed).",
                 "",
-                "| self % by area | area | self % | function | inclusive % | hygie function |",
-                "|---:|---|---:|---|---:|---|",
+                *profile_table(p, 12),
             ]
-            cols = [p.get("areas", [])[:12], p.get("self", [])[:12], p.get("inclusive", [])[:12]]
-            for i in range(max(len(c) for c in cols)):
-                cells = []
-                for c in cols:
-                    name, value = c[i] if i < len(c) else ("", "")
-                    cells += [str(value), f"`{name}`" if name else ""]
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
     lines.append(END)
     return "\n".join(lines)
 

@@ -98,12 +98,8 @@ def _rows(files: list[Path]) -> tuple[dict[tuple[str, int, str], dict[str, Any]]
     return rows, metas
 
 
-def _n(v: float) -> str:
-    return f"{v:,.0f}"
-
-
-def _ms(v: float) -> str:
-    return report._ms(v)
+_n = report._n
+_ms = report._ms
 
 
 def _delta(a: float, b: float) -> str:
@@ -270,17 +266,8 @@ def section(auth_files: list[Path], same_files: list[Path], earlier_files: list[
                 f"flame graph `{p['svg']}` (not committed). Samples in the trust layer (stack contains it; lower "
                 f"bounds, py-spy cuts some async stacks short): {parts}.",
                 "",
-                "| self % by area | area | self % | function | inclusive % | hygie function |",
-                "|---:|---|---:|---|---:|---|",
+                *report.profile_table(p, 15),
             ]
-            cols = [p.get("areas", [])[:15], p.get("self", [])[:15], p.get("inclusive", [])[:15]]
-            for i in range(max(len(c) for c in cols)):
-                cells = []
-                for c in cols:
-                    name, value = c[i] if i < len(c) else ("", "")
-                    cells += [str(value), f"`{name}`" if name else ""]
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
     lines.append(END)
     return "\n".join(lines)
 

@@ -107,6 +107,11 @@ class Caller:
         """Platform actors (operators, backend services) see every record their scopes allow."""
         return self.kind in ("operator", "system")
 
+    @property
+    def unrestricted(self) -> bool:
+        """A platform actor without app scopes: every row is theirs to see, none needs deciding."""
+        return self.trusted and self.principal.scopes is None
+
 
 @dataclass(frozen=True, slots=True)
 class AccessRequest:

@@ -31,7 +31,7 @@ Rules (``docs/security.md`` has the full matrix):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from hygie.auth.scopes import ScopeSet
@@ -165,6 +165,11 @@ class CategoryMatrix:
         from importlib.resources import files  # noqa: PLC0415
 
         return cls.from_json(files("hygie.domain").joinpath("category_matrix.json").read_bytes())
+
+
+def _unscoped(principal: Principal) -> Principal:
+    """The person behind an app, as a first-party session: the rules alone, no scopes."""
+    return replace(principal, scopes=None, launch_patient=None)
 
 
 def _live(relations: Sequence[Relation], now_us: int) -> list[Relation]:
@@ -361,15 +366,7 @@ def restriction_for(
             if principal.launch_patient is None:
                 return SearchRestriction(nothing=True)
             base = restriction_for(
-                Principal(
-                    principal.kind,
-                    principal.subject,
-                    principal.profession,
-                    principal.organization,
-                    None,
-                    None,
-                    principal.break_glass,
-                ),
+                _unscoped(principal),
                 resource_type,
                 matrix=matrix,
             )
@@ -444,15 +441,7 @@ def _launch_restriction(
     decided here from ``relations`` — and the resources outside every record."""
     launch = principal.launch_patient
     assert launch is not None
-    unscoped = Principal(
-        principal.kind,
-        principal.subject,
-        principal.profession,
-        principal.organization,
-        None,
-        None,
-        principal.break_glass,
-    )
+    unscoped = _unscoped(principal)
     live = _live(relations, now_us)
     record = decide(unscoped, "search", Target(resource_type, launch), live, matrix=matrix, now_us=now_us)
     if not record.allowed:

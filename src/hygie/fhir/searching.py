@@ -23,7 +23,7 @@ from hygie.ports import ResourceKey, StoredResource
 if TYPE_CHECKING:
     from hygie.fhir.interactions import FhirService
 
-__all__ = ["history", "run_search", "search"]
+__all__ = ["history", "run_search", "search", "since_of"]
 
 
 def _entry(service: FhirService, stored: StoredResource, mode: str | None, body: Any) -> dict[str, Any]:
@@ -182,8 +182,8 @@ async def run_search(
 search = run_search
 
 
-def _since(request: FhirRequest) -> int | None:
-    value = dict(request.query).get("_since")
+def since_of(value: str | None) -> int | None:
+    """The instant (µs) of a ``_since`` parameter; 400 with its path when it is not a date."""
     if value is None:
         return None
     from hygie.fhir.values import date_range  # noqa: PLC0415
@@ -195,19 +195,24 @@ def _since(request: FhirRequest) -> int | None:
 
 
 async def _visible_versions(
-    service: FhirService, request: FhirRequest, versions: list[StoredResource]
+    service: FhirService,
+    request: FhirRequest,
+    versions: list[StoredResource],
+    current: StoredResource | None = None,
 ) -> list[StoredResource]:
     """The versions the caller may read, each judged in the record its resource belongs to now
-    (type and system histories mix every record: refused versions are left out)."""
-    if request.caller.trusted and request.caller.principal.scopes is None:
+    (type and system histories mix every record: refused versions are left out). ``current``:
+    the resource of an instance history, already read."""
+    if request.caller.unrestricted:
         return versions
-    current = {
-        (r.resource_type, r.id): r
-        for r in await service.store.read_many(sorted({(v.resource_type, v.id) for v in versions}))
-    }
+    if current is not None:
+        now_of = {(current.resource_type, current.id): current}
+    else:
+        keys = sorted({(v.resource_type, v.id) for v in versions})
+        now_of = {(r.resource_type, r.id): r for r in await service.store.read_many(keys)}
     judged = []
     for v in versions:
-        now = current.get((v.resource_type, v.id))
+        now = now_of.get((v.resource_type, v.id))
         patient = now.patient if now is not None else None
         judged.append(replace(v, patient=patient or v.patient))
     return await service.visible(request, judged, "_history")
@@ -227,10 +232,11 @@ async def history(
         raise InvalidRequest("_count must be an integer", expression="_count") from exc
     if count < 1:
         raise InvalidRequest("_count must be at least 1 for history", expression="_count")
-    since = _since(request)
+    since = since_of(params.get("_since"))
     await service.require(request, "history", resource_type)
     if resource_type is not None:
         service.scoped(request, "history", resource_type)
+    current = None
     if id is not None and resource_type is not None:
         # the instance's history: decided on the resource as it is now
         current = await service.store.read(resource_type, id)
@@ -240,7 +246,7 @@ async def history(
     page = await service.store.history(
         resource_type, id, since_us=since, count=count, cursor=params.get("_cursor")
     )
-    shown = await _visible_versions(service, request, page.entries)
+    shown = await _visible_versions(service, request, page.entries, current)
     if id is None:  # an instance's history was recorded by its decision above
         service.record_search(request, resource_type, shown, "_history", "history")
     entries = []

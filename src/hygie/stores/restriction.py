@@ -24,6 +24,11 @@ def _list(p: Params, values: frozenset[str] | set[str]) -> str:
     return ", ".join(p(v) for v in sorted(values))
 
 
+def _categorised(p: Params) -> str:
+    """The rows of DocumentReferences that carry a document category."""
+    return f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
+
+
 def _live_relation(p: Params, actor: str, kinds: frozenset[str], now_us: int) -> str:
     return (
         f"SELECT patient FROM idx_relation WHERE actor = {p(actor)} AND param IN ({_list(p, kinds)}) "
@@ -71,9 +76,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
             keep.append(f"{alias}.patient IN ({related})")
         conds.append("(" + " OR ".join(keep) + ")")
     if restriction.categories is not None:
-        categorised = (
-            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
-        )
+        categorised = _categorised(p)
         allowed = (
             f"{alias}.rid IN ({categorised} AND code IN ({_list(p, restriction.categories)}))"
             if restriction.categories
@@ -84,9 +87,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         )
     if restriction.grant_categories_actor is not None:
         actor = restriction.grant_categories_actor
-        categorised = (
-            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
-        )
+        categorised = _categorised(p)
         full = _live_relation(p, actor, frozenset({"care_team", "medecin_traitant", "encounter"}), now_us)
         granted = _live_relation(p, actor, frozenset({"grant"}), now_us)
         # categories are stored comma-separated: ",11,42," contains ",11,"
@@ -109,9 +110,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
     if restriction.confidential_for_actor is not None:
         kinds = frozenset({"adolescent_confidential"})
         confidential = _live_relation(p, restriction.confidential_for_actor, kinds, now_us)
-        categorised = (
-            f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
-        )
+        categorised = _categorised(p)
         conds.append(
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) "
             f"OR {alias}.patient NOT IN ({confidential}))"

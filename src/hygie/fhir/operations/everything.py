@@ -18,6 +18,7 @@ from hygie.fhir import resources as res
 from hygie.fhir.definitions import resource_types
 from hygie.fhir.outcome import Gone, InvalidRequest, NotFound
 from hygie.fhir.request import FhirRequest, FhirResponse
+from hygie.fhir.searching import since_of
 from hygie.fhir.targets import target_of
 
 if TYPE_CHECKING:
@@ -45,14 +46,7 @@ async def patient_everything(service: FhirService, request: FhirRequest, patient
         unknown = [t for t in types if t not in resource_types()]
         if unknown:
             raise InvalidRequest(f"unknown resource types in _type: {', '.join(unknown)}", expression="_type")
-    since: int | None = None
-    if params.get("_since"):
-        from hygie.fhir.values import date_range  # noqa: PLC0415
-
-        try:
-            since = date_range(params["_since"])[0]
-        except ValueError as exc:
-            raise InvalidRequest(f"invalid _since {params['_since']!r}", expression="_since") from exc
+    since = since_of(params.get("_since") or None)
     try:
         count = int(params.get("_count", service.limits.everything_page))
     except ValueError as exc:

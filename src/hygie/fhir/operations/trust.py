@@ -35,8 +35,9 @@ from hygie.domain.policy import Principal, Target
 from hygie.fhir import resources as res
 from hygie.fhir.outcome import Forbidden, InvalidRequest, NotFound, Unprocessable
 from hygie.fhir.request import FhirRequest, FhirResponse
+from hygie.fhir.searching import since_of
 from hygie.fhir.targets import target_of
-from hygie.ports import KeyValueStore
+from hygie.ports import KeyValueStore, StoredResource
 
 if TYPE_CHECKING:
     from hygie.fhir.interactions import FhirService
@@ -138,14 +139,7 @@ async def access_history(service: FhirService, request: FhirRequest, patient_id:
         count = max(1, min(int(params.get("_count", "50")), service.limits.max_count))
     except ValueError as exc:
         raise InvalidRequest("_count must be an integer", expression="_count") from exc
-    since = None
-    if params.get("_since"):
-        from hygie.fhir.values import date_range  # noqa: PLC0415
-
-        try:
-            since = date_range(params["_since"])[0]
-        except ValueError as exc:
-            raise InvalidRequest(f"invalid _since {params['_since']!r}", expression="_since") from exc
+    since = since_of(params.get("_since") or None)
     page = await service.audit.list_for_patient(
         patient_id, since_us=since, count=count, cursor=params.get("_cursor")
     )
@@ -243,11 +237,8 @@ async def dispute(service: FhirService, request: FhirRequest, event_id: str) -> 
 # -- break-glass ---------------------------------------------------------------------------------
 
 
-async def _email_of(service: FhirService, patient_id: str) -> str | None:
-    stored = await service.store.read("Patient", patient_id)
-    if stored is None:
-        return None
-    for telecom in orjson.loads(stored.content).get("telecom", []) or []:
+def _email_of(patient: StoredResource) -> str | None:
+    for telecom in orjson.loads(patient.content).get("telecom", []) or []:
         if isinstance(telecom, dict) and telecom.get("system") == "email" and telecom.get("value"):
             return str(telecom["value"])
     return None
@@ -281,7 +272,7 @@ async def break_glass(service: FhirService, request: FhirRequest, patient_id: st
             justification=str(params.get("justification") or ""),
             hours=hours,
             emergency_refused=refused,
-            notify_to=await _email_of(service, patient_id),
+            notify_to=_email_of(stored),
         )
     except BreakGlassRefused as exc:
         access = AccessRequest(caller, "operation", "Patient", patient_id, patient_id, "$break-glass")
