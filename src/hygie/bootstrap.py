@@ -64,7 +64,7 @@ class Runtime:
             self.outbox = Outbox(self.kv, clock_us)
         if self.break_glass is None:
             self.break_glass = BreakGlassService(self.kv, self.outbox, clock_us)
-        self.resolver = PrincipalResolver(self._directory_read, roles=self._roles)
+        self.resolver = PrincipalResolver(self.directory_read, roles=self._roles)
         if self.service.trust is None:
             self.service.trust = TrustServices(self.break_glass, self.kv, clock_us)
 
@@ -72,7 +72,7 @@ class Runtime:
     def audit(self) -> AuditLog:
         return self.service.audit
 
-    async def _directory_read(self, resource_type: str, id: str) -> dict[str, Any] | None:
+    async def directory_read(self, resource_type: str, id: str) -> dict[str, Any] | None:
         """Directory entries (outside every patient record) for resolving who a token is."""
         import orjson  # noqa: PLC0415
 

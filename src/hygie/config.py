@@ -44,6 +44,7 @@ class Settings:
     majority_age: int = 18
     category_matrix: Path | None = None
     pg_pool_size: int = 10
+    max_upload_bytes: int = 10 * 1024 * 1024  # a document a person adds from the portal
 
     @property
     def fhir_base(self) -> str:
@@ -98,6 +99,7 @@ def load_settings(**overrides: object) -> Settings:
         if os.environ.get("HYGIE_CATEGORY_MATRIX")
         else None,
         pg_pool_size=_int("HYGIE_PG_POOL_SIZE", 10),
+        max_upload_bytes=_int("HYGIE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
     )
     if overrides:
         from dataclasses import replace  # noqa: PLC0415 - only needed for overrides

@@ -311,3 +311,44 @@ def page(tmp_path: Path) -> Iterator[Any]:
             yield context.pages[0] if context.pages else context.new_page()
         finally:
             context.close()
+
+
+@dataclass
+class Citizen:
+    """A patient of their own and the citizen account that signs in to their space."""
+
+    patient_id: str
+    login: str
+    password: str
+    account_id: str
+
+
+def new_citizen(
+    hygie: LiveHygie, *, family: str = "DUPONT", given: str = "Claire", birth_date: str = "1985-04-12"
+) -> Citizen:
+    """A new Patient and its citizen account (tests never share a space)."""
+    n = next(_counter)
+    patient_id = hygie.call(
+        create_resource(
+            hygie.runtime,
+            {
+                "resourceType": "Patient",
+                "name": [{"use": "official", "family": family, "given": [given]}],
+                "gender": "female",
+                "birthDate": birth_date,
+            },
+        )
+    )
+    accounts = hygie.runtime.accounts
+    assert accounts is not None
+    account, _ = hygie.call(
+        accounts.create(
+            "citizen", f"{given.lower()}.{family.lower()}.{n}@example.fr", PASSWORD, patient_id=patient_id
+        )
+    )
+    return Citizen(patient_id, account.login, PASSWORD, account.id)
+
+
+@pytest.fixture
+def citizen(hygie: LiveHygie) -> Citizen:
+    return new_citizen(hygie)

@@ -13,7 +13,6 @@ otherwise (a test run does not rewrite tracked files).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,41 +23,19 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from browser import assert_accessible, screenshots_dir
 from hygie.auth.server import LaunchContext
 
 # conftest.py holds the fixtures; its types are only named here (conftest modules are not imported)
 LiveHygie = People = Person = Any
 ROOT = Path(__file__).resolve().parents[2]
-AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CLIENT_ID = "hygie-e2e-smart-app"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-GUIDE_IMG = ROOT / "docs" / "guide" / "img"
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    """Where the guide's screenshots go (see the module docstring)."""
-    if os.environ.get("HYGIE_GUIDE_SCREENSHOTS") == "1":
-        GUIDE_IMG.mkdir(parents=True, exist_ok=True)
-        return GUIDE_IMG
-    return tmp_path
-
-
-def assert_accessible(page: Any, what: str) -> None:
-    """Inject axe-core into the page (through the DevTools protocol: the page's CSP forbids
-    inline scripts) and fail on any WCAG 2.0/2.1 A or AA violation."""
-    page.evaluate(AXE_JS.read_text(encoding="utf-8"))
-    violations = page.evaluate(
-        """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
-            return result.violations.map((v) => ({
-                id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map((n) => n.target.join(" ")),
-            }));
-        }""",
-        AXE_TAGS,
-    )
-    assert violations == [], f"axe-core on the {what} page: {violations}"
+    """Where the guide's screenshots go (see ``tests/browser.py``)."""
+    return screenshots_dir(tmp_path)
 
 
 def sign_in(page: Any, hygie: LiveHygie, person: Person, shots: Path | None = None) -> None:

@@ -201,6 +201,9 @@ class Account:
     federated: tuple[tuple[str, str], ...]
     created: int
     status: AccountStatus = "active"
+    # RelatedPerson ids this citizen acts as (a parent for a child, an aidant): bound by the
+    # identity service, never by the person — the portal offers these spaces after sign-in
+    related_ids: tuple[str, ...] = ()
 
     @property
     def has_totp(self) -> bool:
@@ -222,6 +225,7 @@ class Account:
             "federated": [list(pair) for pair in self.federated],
             "created": self.created,
             "status": self.status,
+            "related_ids": list(self.related_ids),
         }
 
     @classmethod
@@ -237,6 +241,7 @@ class Account:
             federated=tuple((str(i), str(s)) for i, s in record.get("federated", [])),
             created=int(record["created"]),
             status=cast(AccountStatus, record.get("status", "active")),
+            related_ids=tuple(str(r) for r in record.get("related_ids", ())),
         )
 
 
@@ -468,6 +473,17 @@ class AccountService:
             account = replace(account, federated=(*account.federated, (issuer, subject)))
             await self._save(account)
         return account
+
+    async def link_related(self, account_id: str, related_id: str) -> Account:
+        """Let a citizen act as a RelatedPerson (parent, guardian, aidant) of another patient."""
+        account = await self._require(account_id)
+        if account.kind != "citizen":
+            raise InvalidAccountData("Seul un compte citoyen peut agir pour un proche.")
+        if related_id in account.related_ids:
+            return account
+        linked = replace(account, related_ids=(*account.related_ids, related_id))
+        await self._save(linked)
+        return linked
 
     async def set_password(self, account_id: str, new_password: str) -> Account:
         """Replace the password (policy checked); clears the lockout and voids reset links."""

@@ -115,7 +115,7 @@ class PrincipalResolver:
         self._facts[practitioner_id] = (now + self.ttl_s, facts)
         return facts
 
-    async def _related_kind(self, related_id: str) -> Literal["representative", "aidant"]:
+    async def related_kind(self, related_id: str) -> Literal["representative", "aidant"]:
         """A parent or guardian is a legal representative; anyone else a helper (aidant)."""
         now = time.monotonic()
         hit = self._related.get(related_id)
@@ -164,7 +164,7 @@ class PrincipalResolver:
             return Principal("operator", f"Operator/{token.subject}", scopes=scopes)
         if token.kind == "citizen":
             if fhir_user and fhir_user.startswith("RelatedPerson/"):
-                kind = await self._related_kind(fhir_user.split("/", 1)[1])
+                kind = await self.related_kind(fhir_user.split("/", 1)[1])
                 return Principal(kind, fhir_user, scopes=scopes, launch_patient=token.patient)
             return Principal(
                 "patient", fhir_user, scopes=scopes, launch_patient=token.patient or _id(fhir_user)

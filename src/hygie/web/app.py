@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,10 +21,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from hygie.auth.federation import providers_from_env
 from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
+from hygie.web.ens import ens_routes
 from hygie.web.federation import federation_routes
 from hygie.web.fhir_api import FhirApi, Receive, Scope, Send
 from hygie.web.oauth import OAuthWeb
@@ -59,12 +62,16 @@ def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRout
         Route("/", home),
         *oauth.routes(),
         *federation_routes(runtime, providers),
+        *ens_routes(runtime, oauth),
         Route("/fhir", fhir),
         Mount("/fhir", app=fhir),
     ]
     static = dsfr_static()
     if static is not None:
         routes.append(Mount("/static/dsfr", app=static, name="dsfr"))
+    routes.append(
+        Mount("/static/hygie", app=StaticFiles(directory=Path(__file__).parent / "static"), name="hygie")
+    )
     return routes
 
 

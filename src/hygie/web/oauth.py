@@ -36,7 +36,23 @@ from hygie.auth.tokens import InvalidToken
 from hygie.ports import KeyValueStore
 from hygie.web.pages import render
 
-__all__ = ["OAuthWeb", "SessionData", "scope_label"]
+__all__ = ["HOME_OF", "OAuthWeb", "SessionData", "local_path", "scope_label"]
+
+# where a person lands after signing in, by kind of account
+HOME_OF = {"citizen": "/ens"}
+
+
+def local_path(value: str) -> str:
+    """A same-site path to return to after sign-in ("" when it could leave the site)."""
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(c in value for c in "\r\n")
+    ):
+        return ""
+    return value
+
 
 SESSION_COOKIE = "hygie_session"
 SESSION_TTL_US = 8 * 3600 * 1_000_000
@@ -358,6 +374,7 @@ class OAuthWeb:
                     title="Se connecter",
                     csrf=session.csrf,
                     suite=suite,
+                    retour=local_path(request.query_params.get("retour", "")),
                     login="",
                     app_name=authz.client.name if authz else None,
                     providers=self.providers,
@@ -367,6 +384,7 @@ class OAuthWeb:
         form = await self._form(request)
         current = await self.session(request)
         suite = form.get("suite", "")
+        retour = local_path(form.get("retour", ""))
         login = form.get("identifiant", "").strip()
         if current is None or not secrets.compare_digest(form.get("csrf", ""), current.csrf):
             return _expired()
@@ -383,6 +401,7 @@ class OAuthWeb:
                     title="Se connecter",
                     csrf=session.csrf,
                     suite=suite,
+                    retour=retour,
                     login=login,
                     error=outcome.message,
                     providers=self.providers,
@@ -392,16 +411,23 @@ class OAuthWeb:
         if outcome.second_factor_for is not None:
             pending = await self._new_session(None, pending_account=outcome.second_factor_for)
             return self._set_cookie(
-                render("second_facteur.html", title="Code de vérification", csrf=pending.csrf, suite=suite),
+                render(
+                    "second_facteur.html",
+                    title="Code de vérification",
+                    csrf=pending.csrf,
+                    suite=suite,
+                    retour=retour,
+                ),
                 pending,
             )
         assert outcome.subject is not None
-        return await self._signed_in(outcome.subject, suite)
+        return await self._signed_in(outcome.subject, suite, retour)
 
     async def second_factor_page(self, request: Request) -> Response:
         form = await self._form(request)
         session = await self.session(request)
         suite = form.get("suite", "")
+        retour = local_path(form.get("retour", ""))
         if (
             session is None
             or session.pending_account is None
@@ -417,18 +443,23 @@ class OAuthWeb:
                     title="Code de vérification",
                     csrf=session.csrf,
                     suite=suite,
+                    retour=retour,
                     error="Ce code n’est pas valide ou a déjà servi. Attendez le suivant.",
                 ),
                 session,
             )
         await self.kv.delete("session", session.session_id)
-        return await self._signed_in(subject, suite)
+        return await self._signed_in(subject, suite, retour)
 
-    async def _signed_in(self, subject: Subject, suite: str) -> Response:
-        # a new session id at each sign-in (no session fixation); back to the pending request
+    async def _signed_in(self, subject: Subject, suite: str, retour: str = "") -> Response:
+        # a new session id at each sign-in (no session fixation); back to the pending request,
+        # else to the page that asked for the sign-in, else to the person's portal
         session = await self._new_session(subject)
         record = await self.kv.get("authz", suite) if suite else None
-        target = f"/oauth/authorize?{urlencode(record['params'])}" if record else "/"
+        if record:
+            target = f"/oauth/authorize?{urlencode(record['params'])}"
+        else:
+            target = retour or HOME_OF.get(subject.kind, "/")
         return self._set_cookie(RedirectResponse(target, status_code=303), session)
 
     async def logout(self, request: Request) -> Response:

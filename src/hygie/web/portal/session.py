@@ -1,0 +1,176 @@
+"""Who is on a portal page: the signed-in person, the space they are in, and their caller.
+
+The sign-in pages (``web/oauth.py``) keep the browser session; a portal page turns it into a
+:class:`Visitor`. A citizen may hold several spaces: their own, and those they act in as a
+RelatedPerson (a parent for a child, a guardian, an aidant) — bindings the identity service puts
+on the account (``Account.related_ids``), never the person. In a space the visitor's
+:class:`~hygie.domain.access.Caller` is built exactly as for a first-party token (client
+``hygie-portal``, no app scopes): the patient themselves, or the RelatedPerson whose
+representative or aidant relation the access policy checks at every read.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from hygie.auth.accounts import Account, AccountService
+from hygie.auth.principals import PrincipalResolver
+from hygie.auth.scopes import parse_scopes
+from hygie.auth.server import Subject
+from hygie.auth.tokens import AccessToken
+from hygie.domain.access import Caller
+from hygie.ports import KeyValueStore
+from hygie.web.oauth import OAuthWeb, SessionData
+from hygie.web.portal.door import Door
+
+__all__ = ["PORTAL_CLIENT", "PortalAuth", "Space", "Visitor", "person_name"]
+
+PORTAL_CLIENT = "hygie-portal"  # the first-party client: no app scopes, the policy alone decides
+_SPACE_KIND = "portal-space"  # session id -> the patient whose space is open
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """A patient's space the visitor may open: their own, or a relative's."""
+
+    patient_id: str
+    label: str  # "Léa BERNARD"
+    relation: str  # self | representative | aidant
+    related_id: str | None = None  # the RelatedPerson the visitor acts as
+
+    @property
+    def own(self) -> bool:
+        return self.relation == "self"
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    subject: Subject
+    session: SessionData
+    account: Account | None
+    spaces: tuple[Space, ...]
+    space: Space
+    caller: Caller
+
+    @property
+    def patient_id(self) -> str:
+        return self.space.patient_id
+
+    @property
+    def patient_ref(self) -> str:
+        return f"Patient/{self.space.patient_id}"
+
+    @property
+    def actor_ref(self) -> str:
+        """Who writes, as FHIR sees them: the patient, or the RelatedPerson acting for them."""
+        if self.space.related_id:
+            return f"RelatedPerson/{self.space.related_id}"
+        return f"Patient/{self.space.patient_id}"
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+    def csrf_ok(self, form: dict[str, Any]) -> bool:
+        return secrets.compare_digest(str(form.get("csrf", "")), self.session.csrf)
+
+
+def person_name(resource: dict[str, Any] | None) -> str:
+    """ "Prénom NOM" of a Patient, Practitioner or RelatedPerson (its official or first name)."""
+    if not resource:
+        return ""
+    names = resource.get("name") or [{}]
+    if isinstance(names, dict):
+        names = [names]
+    chosen = next((n for n in names if n.get("use") == "usual"), None) or next(
+        (n for n in names if n.get("use") == "official"), names[0]
+    )
+    given = " ".join(chosen.get("given", [])[:1])
+    family = str(chosen.get("family", "")).upper()
+    prefix = " ".join(chosen.get("prefix", []))
+    return " ".join(p for p in (prefix, given, family) if p) or chosen.get("text", "")
+
+
+class PortalAuth:
+    """Resolves the :class:`Visitor` of a request (None when nobody is signed in)."""
+
+    def __init__(
+        self,
+        oauth: OAuthWeb,
+        accounts: AccountService,
+        resolver: PrincipalResolver,
+        door: Door,
+        kv: KeyValueStore,
+        directory_read: Callable[[str, str], Any],
+    ) -> None:
+        self.oauth = oauth
+        self.accounts = accounts
+        self.resolver = resolver
+        self.door = door
+        self.kv = kv
+        self.directory_read = directory_read
+
+    async def citizen(self, request: Request) -> Visitor | None:
+        session = await self.oauth.session(request)
+        if session is None or session.subject is None or session.subject.kind != "citizen":
+            return None
+        subject = session.subject
+        account = await self.accounts.get(subject.account_id)
+        if account is None or not account.active:
+            return None
+        spaces = await self._spaces(subject, account)
+        if not spaces:
+            return None
+        chosen = await self.kv.get(_SPACE_KIND, session.session_id)
+        space = next((s for s in spaces if chosen and s.patient_id == chosen.get("patient")), spaces[0])
+        address = request.client.host if request.client else None
+        return Visitor(subject, session, account, spaces, space, await self._caller(subject, space, address))
+
+    async def choose_space(self, visitor: Visitor, patient_id: str) -> bool:
+        if not any(s.patient_id == patient_id for s in visitor.spaces):
+            return False
+        await self.kv.put(_SPACE_KIND, visitor.session.session_id, {"patient": patient_id})
+        return True
+
+    async def _spaces(self, subject: Subject, account: Account) -> tuple[Space, ...]:
+        spaces: list[Space] = []
+        if subject.patient:
+            own = await self.directory_read("Patient", subject.patient)
+            spaces.append(Space(subject.patient, person_name(own) or "Mon espace", "self"))
+        for related_id in account.related_ids:
+            related = await self.directory_read("RelatedPerson", related_id)
+            if not related or related.get("active") is False:
+                continue
+            ref = str((related.get("patient") or {}).get("reference", ""))
+            if not ref.startswith("Patient/"):
+                continue
+            patient_id = ref.split("/", 1)[1]
+            kind = await self.resolver.related_kind(related_id)
+            patient = await self.directory_read("Patient", patient_id)
+            spaces.append(Space(patient_id, person_name(patient) or "Un proche", kind, related_id))
+        return tuple(spaces)
+
+    async def _caller(self, subject: Subject, space: Space, address: str | None) -> Caller:
+        fhir_user = f"RelatedPerson/{space.related_id}" if space.related_id else subject.fhir_user
+        token = AccessToken(
+            subject=subject.account_id,
+            client_id=PORTAL_CLIENT,
+            kind="citizen",
+            scopes=parse_scopes(""),
+            patient=space.patient_id,
+            fhir_user=fhir_user,
+        )
+        return await self.resolver.caller(token, address=address)
+
+
+def sign_in_redirect(request: Request) -> Response:
+    """To the sign-in page, coming back here afterwards."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/connexion?retour={quote(target, safe='')}", status_code=303)

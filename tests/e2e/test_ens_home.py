@@ -1,0 +1,38 @@
+"""The citizen portal's frame: sign-in and back, the home page, spaces of relatives, the door.
+
+Each page visited is checked with axe-core (``tests/browser.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser import assert_accessible, fill_sign_in, screenshots_dir
+
+LiveHygie = Citizen = Any
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return screenshots_dir(tmp_path)
+
+
+def test_a_citizen_signs_in_and_lands_on_their_space(
+    page: Any, hygie: LiveHygie, citizen: Citizen, shots: Path
+) -> None:
+    page.goto(f"{hygie.base}/ens?depuis=test")
+    # not signed in: the sign-in page, then back to the page asked for
+    fill_sign_in(page, citizen.login, citizen.password)
+    page.wait_for_url(f"{hygie.base}/ens?depuis=test")
+    assert page.locator("h1").inner_text().startswith("Bonjour Claire")
+    assert page.locator(".fr-tile").count() >= 10
+    assert_accessible(page, "ENS home")
+    page.screenshot(path=str(shots / "ens-accueil.png"), full_page=True)
+
+
+def test_a_page_of_the_portal_needs_a_citizen_session(page: Any, hygie: LiveHygie) -> None:
+    page.goto(f"{hygie.base}/ens")
+    assert "/connexion?retour=%2Fens" in page.url
