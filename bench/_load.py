@@ -92,6 +92,7 @@ def run_wrk(
     body: bytes | None = None,
     threads: int = 2,
     token: str | None = None,
+    cookie: str | None = None,
 ) -> Measure:
     """Run wrk for ``seconds`` against ``base_url``: requests pick a random line of ``paths`` (or
     send ``path``); ``body`` is POSTed with ``Prefer: return=minimal``; every request carries
@@ -103,6 +104,7 @@ def run_wrk(
         "BENCH_PATH": path,
         "BENCH_OUT": str(out_dir / f"{name}.wrk.json"),
         "BENCH_TOKEN": token or "",
+        "BENCH_COOKIE": cookie or "",
     }
     if paths:
         paths_file = out_dir / f"{name}.paths"

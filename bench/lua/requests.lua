@@ -5,6 +5,7 @@
 --   BENCH_BODY    file whose content is the body of every request (POST, Prefer: return=minimal)
 --   BENCH_OUT     file where done() writes the summary and latency percentiles as JSON (µs)
 --   BENCH_TOKEN   bearer token sent as Authorization on every request (when not empty)
+--   BENCH_COOKIE  Cookie header sent on every request (a portal session), when not empty
 
 local paths = {}
 local method = "GET"
@@ -23,6 +24,11 @@ function init(args)
   local token = os.getenv("BENCH_TOKEN")
   if token and token ~= "" then
     headers["Authorization"] = "Bearer " .. token
+  end
+  local cookie = os.getenv("BENCH_COOKIE")
+  if cookie and cookie ~= "" then
+    headers["Cookie"] = cookie
+    headers["Accept"] = "text/html"
   end
   local body_file = os.getenv("BENCH_BODY")
   if body_file and body_file ~= "" then
