@@ -133,6 +133,9 @@ class CategoryMatrix:
     """
 
     allowed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # the digest marks "the médecin traitant still sees a document masked by the patient" as
+    # partly verified (§3.3, §11): an operator may turn it off in the same file
+    masked_visible_to_medecin_traitant: bool = True
 
     def may_read(self, profession: str | None, categories: frozenset[str]) -> bool:
         if not categories:
@@ -142,7 +145,8 @@ class CategoryMatrix:
 
     @classmethod
     def from_json(cls, data: bytes) -> CategoryMatrix:
-        """``{"professions": {"10": {"classes": ["*"]}, …}}`` (see ``category_matrix.json``)."""
+        """``{"professions": {"10": {"classes": ["*"]}, …}, "masked_documents":
+        {"visible_to_medecin_traitant": true}}`` (see ``category_matrix.json``)."""
         import orjson  # noqa: PLC0415
 
         loaded = orjson.loads(data)
@@ -157,7 +161,13 @@ class CategoryMatrix:
             if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
                 raise ValueError(f'profession {code!r}: classes must be a list of TRE_A03 codes or "*"')
             allowed[str(code)] = frozenset(classes)
-        return cls(allowed)
+        masked = loaded.get("masked_documents") or {}
+        gp_sees = masked.get("visible_to_medecin_traitant", True) if isinstance(masked, dict) else None
+        if not isinstance(gp_sees, bool):
+            raise ValueError(  # noqa: TRY004 - a configuration error, reported as such
+                'masked_documents is {"visible_to_medecin_traitant": true or false}'
+            )
+        return cls(allowed, gp_sees)
 
     @classmethod
     def default(cls) -> CategoryMatrix:
@@ -295,7 +305,7 @@ def _professional(
             return Verdict(False, "no care relationship with this patient")
     if MASKED_FROM_PROFESSIONALS in target.labels:
         is_author = principal.subject in target.authors
-        is_gp = any(r.kind == "medecin_traitant" for r in live)
+        is_gp = matrix.masked_visible_to_medecin_traitant and any(r.kind == "medecin_traitant" for r in live)
         if not (is_author or is_gp):
             return Verdict(False, "document masked from professionals by the patient")
     if interaction in ("read", "search", "history") and target.categories:
@@ -422,7 +432,9 @@ def restriction_for(
         blocked_for_actor=principal.subject,
         exclude_labels=frozenset({MASKED_FROM_PROFESSIONALS}),
         unless_author=principal.subject,
-        unless_relation=frozenset({"medecin_traitant"}),
+        unless_relation=frozenset({"medecin_traitant"})
+        if m.masked_visible_to_medecin_traitant
+        else frozenset(),
         categories=None if "*" in granted else frozenset(granted),
         grant_categories_actor=principal.subject,
     )

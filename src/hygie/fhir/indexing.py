@@ -666,5 +666,12 @@ def extract_index(resource: dict[str, Any]) -> IndexEntries:
                     and target_id not in compartments
                 ):
                     compartments.append(target_id)
+    if resource_type == "Binary" and not compartments:
+        # R4 puts no Binary in the Patient compartment, but its securityContext says whose data
+        # it is (a document's content): file it in that record, so the same access rules guard it
+        context = resource.get("securityContext")
+        ref = context.get("reference") if isinstance(context, dict) else None
+        if isinstance(ref, str) and ref.startswith("Patient/") and ref.count("/") == 1 and len(ref) > 8:
+            compartments.append(ref[8:])
     out.compartments = compartments
     return out

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from hygie.fhir import bundles, capability, searching
-from hygie.fhir.operations import everything, trust
+from hygie.fhir.operations import everything, masking, trust
+from hygie.fhir.operations import messaging as messaging_ops
 from hygie.fhir.outcome import InvalidRequest, NotFound, NotSupported
 from hygie.fhir.request import FhirRequest, FhirResponse
 
@@ -26,6 +27,9 @@ _TRUST_OPERATIONS = {
     ("Patient", "$break-glass"): ("POST", trust.break_glass),
     ("Patient", "$share"): ("POST", trust.share),
     ("AuditEvent", "$dispute"): ("POST", trust.dispute),
+    ("Communication", "$mark-received"): ("POST", messaging_ops.mark_received),
+    ("DocumentReference", "$mask"): ("POST", masking.mask),
+    ("DocumentReference", "$unmask"): ("POST", masking.unmask),
 }
 
 

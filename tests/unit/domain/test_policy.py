@@ -186,3 +186,23 @@ def test_search_restrictions_match_the_rules() -> None:
         "patient", "Patient/claire", scopes=parse_scopes("patient/Observation.rs"), launch_patient="paul"
     )
     assert restriction_for(stolen, "Observation").nothing
+
+
+def test_whether_the_gp_sees_masked_documents_is_the_operators_choice() -> None:
+    # partly verified in the digest (§3.3): on by default, off in the operator's matrix file
+    shipped = CategoryMatrix.default()
+    assert shipped.masked_visible_to_medecin_traitant
+    strict = CategoryMatrix.from_json(
+        b'{"professions": {"10": {"classes": ["*"]}}, "masked_documents": {"visible_to_medecin_traitant": false}}'
+    )
+    gp = [Relation("medecin_traitant")]
+    assert decide(GP, "read", MASKED, gp, matrix=shipped, now_us=NOW).allowed
+    assert not decide(GP, "read", MASKED, gp, matrix=strict, now_us=NOW).allowed
+    assert decide(GP, "read", REPORT, gp, matrix=strict, now_us=NOW).allowed  # unmasked: unchanged
+    assert restriction_for(GP, "DocumentReference", matrix=strict).unless_relation == frozenset()
+    author = Principal("practitioner", "Practitioner/other", profession="10")
+    assert decide(author, "read", MASKED, [Relation("care_team")], matrix=strict, now_us=NOW).allowed
+    with pytest.raises(ValueError, match="masked_documents"):
+        CategoryMatrix.from_json(
+            b'{"professions": {}, "masked_documents": {"visible_to_medecin_traitant": 1}}'
+        )

@@ -321,3 +321,13 @@ def test_every_synthea_resource_indexes() -> None:
         bundle = orjson.loads(gzip.decompress(path.read_bytes()))
         for resource in _resolve_bundle(bundle):
             extract_index(resource)
+
+
+def test_a_binary_is_filed_in_the_record_its_security_context_names() -> None:
+    binary = {"resourceType": "Binary", "contentType": "application/pdf", "data": "JVBERi0="}
+    assert extract_index({**binary, "securityContext": {"reference": "Patient/p1"}}).compartments == ["p1"]
+    # no context, another kind of context, or an absolute URL: outside every record, as in R4
+    assert extract_index(binary).compartments == []
+    assert extract_index({**binary, "securityContext": {"reference": "Practitioner/d"}}).compartments == []
+    other = {**binary, "securityContext": {"reference": "https://elsewhere.org/fhir/Patient/x"}}
+    assert extract_index(other).compartments == []
