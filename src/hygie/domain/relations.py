@@ -15,7 +15,9 @@ with them (table ``idx_relation``, one row per relation, replaced when the resou
   on purpose ``BTG`` → ``emergency_refusal``;
 * a ``RelatedPerson`` of the patient → ``representative`` (parents, guardians) until the patient
   comes of age (the configurable majority: the automatic hand-over), or ``aidant`` (caregivers,
-  trusted person), for the RelatedPerson itself.
+  family members, friends), for the RelatedPerson itself — except a trusted person
+  (*personne de confiance*, role ``NOK``), who gets access only with an explicit ``CAREGIVER``
+  role as well.
 
 Pure functions; ``docs/decisions/0007-access-policy.md`` explains how search uses them.
 """
@@ -35,8 +37,14 @@ EVERYONE = "*"
 
 # v3-RoleCode relationships that make a legal representative of a minor
 REPRESENTATIVE_CODES = frozenset({"PRN", "MTH", "FTH", "GUARD", "PRNFOST", "STPPRN", "ADOPTP", "NPRN"})
-# those that make a helper or trusted person
+# those that make a helper (aidant) who may act in the record
 AIDANT_CODES = frozenset({"CAREGIVER", "C", "N", "FAMMEMB", "FRND", "NBOR"})
+# the role "personne de confiance" (TRE_R260-HL7RoleClass NOK): the person the patient names to
+# be consulted about their care. Being named so opens NO access to the record by itself — even if
+# the family link is a code above (a friend, FRND): only an explicit CAREGIVER role, added when
+# the patient chooses it, makes the trusted person an aidant as well.
+TRUSTED_PERSON_CODE = "NOK"
+EXPLICIT_AIDANT_CODE = "CAREGIVER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +220,8 @@ def _related_person(resource: dict[str, Any], majority_us: int | None) -> list[R
         if majority_us is not None:
             expires = majority_us if expires is None else min(expires, majority_us)
         return [RelationRow("representative", patient, actor, None, expires)]
+    if TRUSTED_PERSON_CODE in codes and EXPLICIT_AIDANT_CODE not in codes:
+        return []  # a trusted person only: consulted, but no access to the record
     if codes & AIDANT_CODES:
         return [RelationRow("aidant", patient, actor, None, expires)]
     return []

@@ -576,7 +576,9 @@ class FhirService:
         interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
         if current is not None and not current.deleted and method != "PATCH":  # patch() asked already
             # may the caller change what is there? (before If-Match: a refusal looks like absence)
-            await self.require(request, interaction, resource_type, id, target=target_of(current))
+            await self.require(
+                request, interaction, resource_type, id, target=target_of(current, authors=True)
+            )
         if expected is not None:
             if current is None or current.deleted:
                 raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match {expected})")
@@ -677,7 +679,7 @@ class FhirService:
             current = await t.read_for_update(resource_type, id)
             if current is None:
                 raise NotFound(f"{resource_type}/{id} is not known")
-            await self.require(request, "patch", resource_type, id, target=target_of(current))
+            await self.require(request, "patch", resource_type, id, target=target_of(current, authors=True))
             if current.deleted:
                 raise Gone(f"{resource_type}/{id} was deleted")
             if expected is not None and expected != current.version:
@@ -716,7 +718,7 @@ class FhirService:
             current = await t.read_for_update(resource_type, id)
             if current is None or current.deleted:
                 return FhirResponse(204)
-            await self.require(request, "delete", resource_type, id, target=target_of(current))
+            await self.require(request, "delete", resource_type, id, target=target_of(current, authors=True))
             expected = parse_if_match(request.header("if-match"))
             if expected is not None and expected != current.version:
                 raise PreconditionFailed(

@@ -12,7 +12,7 @@ import orjson
 from hygie.domain.policy import Target
 from hygie.ports import StoredResource
 
-__all__ = ["target_of", "target_of_resource", "with_patient"]
+__all__ = ["AUTHOR_ELEMENTS", "target_of", "target_of_resource", "with_patient"]
 
 
 def _codes(concepts: Any) -> list[str]:
@@ -36,12 +36,29 @@ def _refs(items: Any, key: str | None = None) -> list[str]:
     return out
 
 
+# Who wrote an entry, beyond ``author``: the elements that name the person who recorded or
+# asserted it (a patient's own entries name them here, so they can change them later; entries
+# from professionals stay read-only for the patient).
+AUTHOR_ELEMENTS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "AllergyIntolerance": (("recorder", None), ("asserter", None)),
+    "Condition": (("recorder", None), ("asserter", None)),
+    "Procedure": (("recorder", None), ("asserter", None), ("performer", "actor")),
+    "Observation": (("performer", None),),
+    "Immunization": (("performer", "actor"),),
+    "MedicationRequest": (("requester", None), ("recorder", None)),
+    "MedicationStatement": (("informationSource", None),),
+    "Encounter": (("participant", "individual"),),
+}
+
+
 def target_of_resource(resource_type: str, patient: str | None, resource: dict[str, Any]) -> Target:
     """The facts the access rules need about a resource: labels, document categories, authors.
 
     Labels are ``meta.security`` codes (and ``DocumentReference.securityLabel``); categories are a
     DocumentReference's ``category`` codes (TRE_A03 classes); authors are the ``author``
-    references (an Encounter's participants, so that a professional can declare one).
+    references plus the elements of :data:`AUTHOR_ELEMENTS` (an allergy's recorder and asserter,
+    an observation's performer, a prescription's requester…, an Encounter's participants so that
+    a professional can declare one).
     """
     meta = resource.get("meta")
     labels = (
@@ -51,11 +68,11 @@ def target_of_resource(resource_type: str, patient: str | None, resource: dict[s
     )
     categories: list[str] = []
     authors = _refs(resource.get("author"))
+    for element, key in AUTHOR_ELEMENTS.get(resource_type, ()):
+        authors.extend(_refs(resource.get(element), key))
     if resource_type == "DocumentReference":
         labels.extend(_codes(resource.get("securityLabel")))
         categories = _codes(resource.get("category"))
-    elif resource_type == "Encounter":
-        authors.extend(_refs(resource.get("participant"), "individual"))
     return Target(resource_type, patient, frozenset(categories), frozenset(labels), frozenset(authors))
 
 
@@ -66,8 +83,13 @@ def with_patient(target: Target, patient: str | None) -> Target:
     return Target(target.resource_type, patient, target.categories, target.labels, target.authors)
 
 
-def target_of(stored: StoredResource) -> Target:
-    """The rules' facts about a stored row; its JSON is parsed only when it may carry some."""
+def target_of(stored: StoredResource, *, authors: bool = False) -> Target:
+    """The rules' facts about a stored row; its JSON is parsed only when it may carry some.
+
+    Authors matter only to change or delete an entry: with ``authors`` (update, patch, delete),
+    the entry types that name their recorder elsewhere than ``author`` are parsed too; a read
+    of an Observation or an Immunization stays a byte scan.
+    """
     patient = stored.patient
     if patient is None and stored.resource_type == "Patient":
         patient = stored.id
@@ -76,6 +98,7 @@ def target_of(stored: StoredResource) -> Target:
         stored.resource_type in ("DocumentReference", "Encounter")
         or b'"security' in content
         or b'"author"' in content
+        or (authors and stored.resource_type in AUTHOR_ELEMENTS)
     ):
         return target_of_resource(stored.resource_type, patient, orjson.loads(content))
     return Target(stored.resource_type, patient)

@@ -95,5 +95,30 @@ def test_related_persons() -> None:
     assert relations_from({**parent, "relationship": [{"coding": [{"code": "E"}]}]}) == []
 
 
+def test_a_trusted_person_gets_access_only_when_the_patient_says_so() -> None:
+    role = "https://mos.esante.gouv.fr/NOS/TRE_R260-HL7RoleClass/FHIR/TRE-R260-HL7RoleClass"
+    link = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+    trusted = {
+        "resourceType": "RelatedPerson",
+        "id": "paul",
+        "patient": {"reference": "Patient/claire"},
+        # a friend (FRND would make an aidant on its own) named as trusted person
+        "relationship": [
+            {"coding": [{"system": role, "code": "NOK"}]},
+            {"coding": [{"system": link, "code": "FRND"}]},
+        ],
+    }
+    assert relations_from(trusted) == []
+    # the patient ticked "give access": the CAREGIVER role is explicit
+    chosen = {
+        **trusted,
+        "relationship": [*trusted["relationship"], {"coding": [{"system": role, "code": "CAREGIVER"}]}],
+    }
+    assert relations_from(chosen) == [RelationRow("aidant", "claire", "RelatedPerson/paul")]
+    # a friend who is not named trusted person stays what he was
+    friend = {**trusted, "relationship": [{"coding": [{"system": link, "code": "FRND"}]}]}
+    assert relations_from(friend) == [RelationRow("aidant", "claire", "RelatedPerson/paul")]
+
+
 def test_other_resources_establish_nothing() -> None:
     assert relations_from({"resourceType": "Observation", "subject": PAT}) == []
