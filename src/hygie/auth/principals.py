@@ -18,7 +18,7 @@ from typing import Any, Literal
 from hygie.auth.tokens import AccessToken, InvalidToken
 from hygie.domain.access import Caller
 from hygie.domain.policy import Principal
-from hygie.domain.relations import REPRESENTATIVE_CODES
+from hygie.domain.relations import REPRESENTATIVE_CODES, TRUSTED_PERSON_CODE
 
 __all__ = ["BearerAuthenticator", "PractitionerFacts", "PrincipalResolver", "profession_of"]
 
@@ -129,7 +129,10 @@ class PrincipalResolver:
             if isinstance(c, dict)
         }
         kind: Literal["representative", "aidant"] = (
-            "representative" if codes & REPRESENTATIVE_CODES else "aidant"
+            # a trusted person acts as an aidant (when the patient gave access), even a parent
+            "representative"
+            if codes & REPRESENTATIVE_CODES and TRUSTED_PERSON_CODE not in codes
+            else "aidant"
         )
         if len(self._related) > 50_000:
             self._related.clear()

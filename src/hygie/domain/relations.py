@@ -41,8 +41,8 @@ REPRESENTATIVE_CODES = frozenset({"PRN", "MTH", "FTH", "GUARD", "PRNFOST", "STPP
 AIDANT_CODES = frozenset({"CAREGIVER", "C", "N", "FAMMEMB", "FRND", "NBOR"})
 # the role "personne de confiance" (TRE_R260-HL7RoleClass NOK): the person the patient names to
 # be consulted about their care. Being named so opens NO access to the record by itself — even if
-# the family link is a code above (a friend, FRND): only an explicit CAREGIVER role, added when
-# the patient chooses it, makes the trusted person an aidant as well.
+# the family link is a code above (a friend FRND, a parent PRN): only an explicit CAREGIVER role,
+# added when the patient chooses it, makes the trusted person an aidant as well.
 TRUSTED_PERSON_CODE = "NOK"
 EXPLICIT_AIDANT_CODE = "CAREGIVER"
 
@@ -216,12 +216,16 @@ def _related_person(resource: dict[str, Any], majority_us: int | None) -> list[R
     codes = set(_codes(resource.get("relationship")))
     expires = _end(resource.get("period"))
     actor = f"RelatedPerson/{rid}"
+    if TRUSTED_PERSON_CODE in codes:
+        # a trusted person, whatever the family link (a parent, a friend): an aidant only when the
+        # patient chose so explicitly, never a legal representative
+        if EXPLICIT_AIDANT_CODE in codes:
+            return [RelationRow("aidant", patient, actor, None, expires)]
+        return []
     if codes & REPRESENTATIVE_CODES:
         if majority_us is not None:
             expires = majority_us if expires is None else min(expires, majority_us)
         return [RelationRow("representative", patient, actor, None, expires)]
-    if TRUSTED_PERSON_CODE in codes and EXPLICIT_AIDANT_CODE not in codes:
-        return []  # a trusted person only: consulted, but no access to the record
     if codes & AIDANT_CODES:
         return [RelationRow("aidant", patient, actor, None, expires)]
     return []

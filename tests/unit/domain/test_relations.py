@@ -115,6 +115,12 @@ def test_a_trusted_person_gets_access_only_when_the_patient_says_so() -> None:
         "relationship": [*trusted["relationship"], {"coding": [{"system": role, "code": "CAREGIVER"}]}],
     }
     assert relations_from(chosen) == [RelationRow("aidant", "claire", "RelatedPerson/paul")]
+    # a parent named trusted person of an adult is no legal representative
+    parent = {
+        **trusted,
+        "relationship": [{"coding": [{"system": role, "code": "NOK"}]}, {"coding": [{"code": "MTH"}]}],
+    }
+    assert relations_from(parent, majority_us=None) == []
     # a friend who is not named trusted person stays what he was
     friend = {**trusted, "relationship": [{"coding": [{"system": link, "code": "FRND"}]}]}
     assert relations_from(friend) == [RelationRow("aidant", "claire", "RelatedPerson/paul")]
