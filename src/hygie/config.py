@@ -44,6 +44,18 @@ class Settings:
     majority_age: int = 18
     category_matrix: Path | None = None
     pg_pool_size: int = 10
+    # notifications (domain/outbox.py): e-mail through SMTP when a host is set, else into mail_file;
+    # SMS into sms_file (the demo's gateway); the outbox is delivered every outbox_interval s (0: never)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "Hygie <ne-pas-repondre@hygie.localhost>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    mail_file: Path | None = None  # default <data_dir>/mail.jsonl
+    sms_file: Path | None = None  # default <data_dir>/sms.jsonl
+    outbox_interval: float = 10.0
+    questionnaire_weeks: int = 8  # a stay ended within this many weeks gets its questionnaire
     max_upload_bytes: int = 10 * 1024 * 1024  # a document a person adds from the portal
 
     @property
@@ -99,6 +111,16 @@ def load_settings(**overrides: object) -> Settings:
         if os.environ.get("HYGIE_CATEGORY_MATRIX")
         else None,
         pg_pool_size=_int("HYGIE_PG_POOL_SIZE", 10),
+        smtp_host=os.environ.get("HYGIE_SMTP_HOST") or None,
+        smtp_port=_int("HYGIE_SMTP_PORT", 25),
+        smtp_from=os.environ.get("HYGIE_SMTP_FROM") or "Hygie <ne-pas-repondre@hygie.localhost>",
+        smtp_starttls=os.environ.get("HYGIE_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+        smtp_username=os.environ.get("HYGIE_SMTP_USERNAME") or None,
+        smtp_password=os.environ.get("HYGIE_SMTP_PASSWORD") or None,
+        mail_file=Path(os.environ["HYGIE_MAIL_FILE"]) if os.environ.get("HYGIE_MAIL_FILE") else None,
+        sms_file=Path(os.environ["HYGIE_SMS_FILE"]) if os.environ.get("HYGIE_SMS_FILE") else None,
+        outbox_interval=float(os.environ.get("HYGIE_OUTBOX_INTERVAL") or 10),
+        questionnaire_weeks=_int("HYGIE_QUESTIONNAIRE_WEEKS", 8),
         max_upload_bytes=_int("HYGIE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
     )
     if overrides:

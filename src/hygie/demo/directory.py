@@ -26,6 +26,7 @@ from hygie.demo import codes
 from hygie.demo.codes import Profession
 from hygie.demo.common import Street, ascii_slug, landline_phone, pick_street
 from hygie.demo.reference import Commune, load_communes, load_first_names, load_surnames
+from hygie.domain.ens.messaging import ACCEPTS_MESSAGES_URL
 from hygie.domain.identity.directory import PS_LIBREACCES_HEADER
 from hygie.domain.identity.luhn import finess_key, idnat_ps_from_rpps, luhn_key, rpps_key
 
@@ -511,6 +512,14 @@ def practitioner_role_resource(p: Professional) -> dict[str, Any]:
             },
         ],
         "telecom": [{"system": "phone", "value": p.phone, "use": "work"}, _mssante(p.email)],
+        # whether patients may write to this professional from their health space (ENS messaging;
+        # domain/ens/messaging.py): the demo's practices say yes, hospitals and pharmacies no
+        "extension": [
+            {
+                "url": ACCEPTS_MESSAGES_URL,
+                "valueBoolean": p.structure.kind in ("practice", "group_practice"),
+            }
+        ],
     }
     if p.profession.specialty_code:
         role["specialty"] = [

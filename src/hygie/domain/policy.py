@@ -68,6 +68,8 @@ MASKED_FROM_PROFESSIONALS = "MASQUE_PS"
 HIDDEN_FROM_PATIENT = "INVISIBLE_PATIENT"
 HIDDEN_FROM_REPRESENTATIVES = "INVISIBLE_REPRESENTANTS_LEGAUX"
 CARE_RELATIONS: frozenset[str] = frozenset({"care_team", "medecin_traitant", "encounter", "grant"})
+# entries a person signs: a patient or a relative creates them only in their own name
+SIGNED_BY_WRITER: frozenset[str] = frozenset({"Communication", "QuestionnaireResponse"})
 WRITES = frozenset({"create", "update", "delete"})
 _SCOPE_INTERACTION = {
     "read": "read",
@@ -253,9 +255,19 @@ def decide(
     return _professional(principal, interaction, target, live, matrix or CategoryMatrix.default())
 
 
+def _signed_by_another(principal: Principal, interaction: Interaction, target: Target) -> bool:
+    return (
+        interaction == "create"
+        and target.resource_type in SIGNED_BY_WRITER
+        and principal.subject not in target.authors
+    )
+
+
 def _patient(principal: Principal, interaction: Interaction, target: Target) -> Verdict:
     if target.patient != principal.patient_id:
         return Verdict(False, "another person's record")
+    if _signed_by_another(principal, interaction, target):
+        return Verdict(False, "a message or an answer is written in one's own name")
     if HIDDEN_FROM_PATIENT in target.labels:
         return Verdict(False, "document hidden from the patient until it is announced")
     if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
@@ -270,6 +282,8 @@ def _delegate(
     links = [r for r in live if r.kind == wanted]
     if not links:
         return Verdict(False, f"no {wanted} link to this patient")
+    if _signed_by_another(principal, interaction, target):
+        return Verdict(False, "a message or an answer is written in one's own name")
     if HIDDEN_FROM_PATIENT in target.labels:
         return Verdict(False, "document hidden from the patient until it is announced")
     if any(r.kind == "adolescent_confidential" for r in live) and target.categories:

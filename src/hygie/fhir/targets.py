@@ -48,6 +48,8 @@ AUTHOR_ELEMENTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "MedicationRequest": (("requester", None), ("recorder", None)),
     "MedicationStatement": (("informationSource", None),),
     "Encounter": (("participant", "individual"),),
+    # a message is its sender's: the recipient acknowledges it with $mark-received, not a rewrite
+    "Communication": (("sender", None),),
 }
 
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hygie import delivery
 from hygie.auth.federation import providers_from_env
 from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         front.fhir = fhir_api(rt)
         front.pages = Starlette(routes=build_routes(rt, front.fhir), middleware=[cors()])
         try:
-            yield
+            async with delivery.running(rt):  # notifications and the outbox, in the background
+                yield
         finally:
             if runtime is None:
                 await rt.close()

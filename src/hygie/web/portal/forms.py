@@ -93,6 +93,7 @@ class Forms:
             else:
                 values.setdefault(name, value)
                 lists.setdefault(name, []).append(value)
+        await form.close()  # the uploads' temporary files, now read
         return Submitted(values, lists, files, too_large)
 
     async def claim(self, session_id: str, submitted: Submitted) -> Response | None:

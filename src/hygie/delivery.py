@@ -1,0 +1,178 @@
+"""The server's background delivery: notifications of new messages, then the outbox.
+
+Started by the application's lifespan (``web/app.py``) when ``HYGIE_OUTBOX_INTERVAL`` > 0; every
+interval it
+
+1. finds the Communications written since the last round (the store's ``_lastUpdated`` index:
+   ids and times only) and, for each one addressed to a patient by someone else
+   (``domain/ens/notifications.py``), reads it and the patient's contact details through the
+   FHIR service as the operator ``notifications`` — audited like any access — and enqueues an
+   e-mail and/or an SMS with no health content, once per message and channel (de-duplication
+   key), as the person chose;
+2. hands the due messages of the outbox to the senders (:func:`~hygie.domain.outbox.deliver_pending`),
+   which retries failures with a backoff.
+
+Senders come from the configuration (:func:`senders_from`): e-mail through SMTP when
+``HYGIE_SMTP_HOST`` is set (``HYGIE_SMTP_PORT``, ``HYGIE_SMTP_FROM``, ``HYGIE_SMTP_STARTTLS``,
+``HYGIE_SMTP_USERNAME``/``PASSWORD``), else appended to ``<data_dir>/mail.jsonl``; SMS appended to
+``<data_dir>/sms.jsonl`` (``HYGIE_SMS_FILE``) — the demo's gateway; a real SMS provider is a
+:class:`~hygie.domain.outbox.Sender` to plug in here. Several server processes may run it at
+once: the outbox leases each message and the notifications are de-duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from hygie.domain.access import Caller
+from hygie.domain.ens.notifications import SUBJECT, destinations, email_text, notification_patient, sms_text
+from hygie.domain.outbox import FileSender, Sender, SmtpSender, deliver_pending
+from hygie.fhir.search import parse_search
+
+if TYPE_CHECKING:
+    from hygie.bootstrap import Runtime
+    from hygie.config import Settings
+
+__all__ = ["DeliveryWorker", "running", "senders_from"]
+
+log = logging.getLogger("hygie.delivery")
+
+_CURSOR_KIND = "ens-notify-cursor"
+_DONE_KIND = "ens-notified"
+_SECOND_US = 1_000_000
+_OVERLAP_US = 60 * _SECOND_US  # writes commit out of order: look a minute back each round
+_FIRST_LOOK_US = 10 * 60 * _SECOND_US  # on first start, what was written in the last ten minutes
+_FRESH_US = 2 * 24 * 3600 * _SECOND_US  # an older message (an import, a restore) is not news
+_DONE_TTL_US = 7 * 24 * 3600 * _SECOND_US
+_PAGE = 200
+
+
+def senders_from(settings: Settings) -> dict[str, Sender]:
+    """The outbox's senders by channel, as configured."""
+    email: Sender
+    if settings.smtp_host:
+        email = SmtpSender(
+            settings.smtp_host,
+            settings.smtp_port,
+            from_address=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+    else:
+        email = FileSender(settings.mail_file or settings.data_dir / "mail.jsonl")
+    return {"email": email, "sms": FileSender(settings.sms_file or settings.data_dir / "sms.jsonl")}
+
+
+def _iso(micros: int) -> str:
+    return datetime.fromtimestamp(micros / _SECOND_US, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+def _us(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * _SECOND_US)
+
+
+class DeliveryWorker:
+    """One round at a time: :meth:`notify_new_messages`, then :meth:`deliver`."""
+
+    def __init__(self, runtime: Runtime, senders: dict[str, Sender] | None = None) -> None:
+        from hygie.bootstrap import clock_us  # noqa: PLC0415
+        from hygie.web.portal.door import Door  # noqa: PLC0415
+
+        self.runtime = runtime
+        self.senders = senders if senders is not None else senders_from(runtime.settings)
+        self.door = Door(runtime.service)
+        self.clock = clock_us
+        self.caller = Caller.operator("notifications")
+        self.portal_url = runtime.settings.base_url.rstrip("/") + "/ens/messages"
+
+    async def notify_new_messages(self) -> int:
+        """Enqueue the notifications of the Communications written since the last round."""
+        kv, outbox = self.runtime.kv, self.runtime.outbox
+        assert outbox is not None
+        now = self.clock()
+        cursor = await kv.get(_CURSOR_KIND, "communication")
+        since = int(cursor["since"]) if cursor else now - _FIRST_LOOK_US
+        query = parse_search(
+            "Communication",
+            [
+                ("_lastUpdated", f"ge{_iso(since - _OVERLAP_US)}"),
+                ("_sort", "_lastUpdated"),
+                ("_count", str(_PAGE)),
+            ],
+            max_count=_PAGE,
+        )
+        page = await self.runtime.store.search(query, now_us=now)
+        enqueued = 0
+        latest = since
+        for row in page.resources:
+            latest = max(latest, row.last_updated)
+            if row.deleted or await kv.get(_DONE_KIND, row.id) is not None:
+                continue
+            message = await self.door.read(self.caller, "Communication", row.id)
+            patient_id = notification_patient(message) if message else None
+            sent = _us((message or {}).get("sent")) or row.last_updated
+            if patient_id is not None and now - sent <= _FRESH_US:
+                patient = await self.door.read(self.caller, "Patient", patient_id)
+                for destination in destinations(patient or {}):
+                    body = email_text(self.portal_url) if destination.channel == "email" else sms_text()
+                    await outbox.enqueue(
+                        destination.channel,
+                        destination.address,
+                        SUBJECT,
+                        body,
+                        dedup_key=f"ens-message:{row.id}:{destination.channel}",
+                    )
+                    enqueued += 1
+            await kv.put(_DONE_KIND, row.id, {"at": now}, expires_us=now + _DONE_TTL_US)
+        await kv.put(_CURSOR_KIND, "communication", {"since": latest})
+        return enqueued
+
+    async def deliver(self) -> tuple[int, int]:
+        assert self.runtime.outbox is not None
+        return await deliver_pending(self.runtime.outbox, self.senders)
+
+    async def round(self) -> None:
+        notified = await self.notify_new_messages()
+        sent, failed = await self.deliver()
+        if notified or sent or failed:
+            log.info("delivery: %d notifications queued, %d sent, %d failed", notified, sent, failed)
+
+    async def run(self, interval: float) -> None:
+        """Rounds forever, ``interval`` seconds apart; a failing round is logged, not fatal."""
+        while True:
+            await asyncio.sleep(interval)  # the first round once the server has settled
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery round failed")
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: Runtime) -> AsyncIterator[asyncio.Task[None] | None]:
+    """The delivery worker as a background task for the lifetime of the block (none when the
+    interval is 0)."""
+    interval = runtime.settings.outbox_interval
+    task = asyncio.create_task(DeliveryWorker(runtime).run(interval)) if interval > 0 else None
+    try:
+        yield task
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
