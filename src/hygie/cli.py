@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hygie.alert_cli import alert_app
 from hygie.audit_cli import audit_app
 from hygie.config import load_settings
 
@@ -190,6 +191,7 @@ app.add_typer(client_app, name="client")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(alert_app, name="alerte")
 
 
 async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
