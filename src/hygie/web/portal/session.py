@@ -139,6 +139,22 @@ class PortalAuth:
         await self.kv.put(_SPACE_KIND, visitor.session.session_id, {"patient": patient_id})
         return True
 
+    async def caller_for(self, account_id: str, patient_id: str, address: str | None = None) -> Caller | None:
+        """The caller an account has in one of its spaces, without a browser session (a calendar
+        feed, a job acting for the person): built as for a page, so the access policy and the
+        audit trail see the same person. None when the account is gone, disabled or not a
+        citizen's, or no longer holds that space (a relation ended)."""
+        from hygie.auth.sign_in import subject_of  # noqa: PLC0415
+
+        account = await self.accounts.get(account_id)
+        if account is None or not account.active or account.kind != "citizen":
+            return None
+        subject = subject_of(account, auth_time_s=0, amr=())
+        space = next((s for s in await self._spaces(subject, account) if s.patient_id == patient_id), None)
+        if space is None:
+            return None
+        return await self._caller(subject, space, address)
+
     async def _spaces(self, subject: Subject, account: Account) -> tuple[Space, ...]:
         spaces: list[Space] = []
         if subject.patient:
