@@ -263,6 +263,11 @@ def _signed_by_another(principal: Principal, interaction: Interaction, target: T
     )
 
 
+# a Binary names no author: whose document it holds is unknown, so a patient or a delegate adds
+# content (a document's new version) but never rewrites or deletes any, a professional's included
+_CONTENT_IS_FIXED = "a document's content is not rewritten: a new version replaces it"
+
+
 def _patient(principal: Principal, interaction: Interaction, target: Target) -> Verdict:
     if target.patient != principal.patient_id:
         return Verdict(False, "another person's record")
@@ -272,6 +277,8 @@ def _patient(principal: Principal, interaction: Interaction, target: Target) -> 
         return Verdict(False, "document hidden from the patient until it is announced")
     if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
         return Verdict(False, "entries from professionals are read-only for the patient")
+    if interaction in ("update", "delete") and target.resource_type == "Binary":
+        return Verdict(False, _CONTENT_IS_FIXED)
     return Verdict(True, "own record")
 
 
@@ -298,6 +305,8 @@ def _delegate(
         return Verdict(False, "outside the categories of the delegation")
     if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
         return Verdict(False, "entries from professionals are read-only")
+    if interaction in ("update", "delete") and target.resource_type == "Binary":
+        return Verdict(False, _CONTENT_IS_FIXED)
     return Verdict(True, f"{wanted} of the patient")
 
 

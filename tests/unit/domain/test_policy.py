@@ -206,3 +206,15 @@ def test_whether_the_gp_sees_masked_documents_is_the_operators_choice() -> None:
         CategoryMatrix.from_json(
             b'{"professions": {}, "masked_documents": {"visible_to_medecin_traitant": 1}}'
         )
+
+
+def test_a_patient_adds_content_but_never_rewrites_any() -> None:
+    content = Target("Binary", "claire")
+    assert decide(CLAIRE, "create", content).allowed
+    assert decide(CLAIRE, "read", content).allowed
+    assert not decide(CLAIRE, "update", content).allowed
+    assert not decide(CLAIRE, "delete", content).allowed
+    assert not decide(CLAIRE, "read", Target("Binary", "paul")).allowed
+    mother = [Relation("representative")]
+    assert decide(MOTHER, "create", Target("Binary", "lea"), mother, now_us=NOW).allowed
+    assert not decide(MOTHER, "delete", Target("Binary", "lea"), mother, now_us=NOW).allowed
