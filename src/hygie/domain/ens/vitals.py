@@ -257,7 +257,8 @@ def _check_value(f: Field, text: str, what: str = "") -> tuple[float | None, str
             return None, f"{noun} s’écrit sans virgule."
         return None, f"{noun} s’écrit avec {f.decimals} chiffre(s) après la virgule au plus."
     if not f.low <= value <= f.high:
-        return None, f"{noun} doit être compris entre {_bounds(f)} {_unit_words(f)}."
+        agreed = "comprise" if noun.startswith("La ") else "compris"
+        return None, f"{noun} doit être {agreed} entre {_bounds(f)} {_unit_words(f)}."
     return value, None
 
 
