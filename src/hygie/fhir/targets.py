@@ -50,7 +50,21 @@ AUTHOR_ELEMENTS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "Encounter": (("participant", "individual"),),
     # a message is its sender's: the recipient acknowledges it with $mark-received, not a rewrite
     "Communication": (("sender", None),),
+    "MedicationDispense": (("performer", "actor"),),
+    # a request (a renewal asked by the patient) is its requester's; its owner acts as a professional
+    "Task": (("requester", None),),
+    # an appointment is its professionals' (the patient among the participants is not an author:
+    # only the patient's own entries, with no professional, stay theirs to change)
+    "Appointment": (("participant", "actor"),),
 }
+# participants who make an appointment theirs
+_APPOINTMENT_AUTHORS = (
+    "Practitioner/",
+    "PractitionerRole/",
+    "Organization/",
+    "HealthcareService/",
+    "CareTeam/",
+)
 
 
 def target_of_resource(resource_type: str, patient: str | None, resource: dict[str, Any]) -> Target:
@@ -72,6 +86,8 @@ def target_of_resource(resource_type: str, patient: str | None, resource: dict[s
     authors = _refs(resource.get("author"))
     for element, key in AUTHOR_ELEMENTS.get(resource_type, ()):
         authors.extend(_refs(resource.get(element), key))
+    if resource_type == "Appointment":
+        authors = [a for a in authors if a.startswith(_APPOINTMENT_AUTHORS)]
     if resource_type == "DocumentReference":
         labels.extend(_codes(resource.get("securityLabel")))
         categories = _codes(resource.get("category"))
