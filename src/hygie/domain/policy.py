@@ -18,7 +18,8 @@ Rules (``docs/security.md`` has the full matrix):
   **aidants / trusted persons** act within the categories of their delegation;
 * **professionals** reach a patient only through a relation — care team, médecin traitant,
   declared encounter, explicit grant (which may be limited to categories and expires) — or an
-  open break-glass the patient did not refuse; a block by the patient wins over everything;
+  open break-glass the patient did not refuse; a block by the patient wins over everything,
+  and so does a closed health space (``space_closed``, which also shuts helpers out);
   documents follow the profession × category matrix; a document labelled ``MASQUE_PS`` stays
   visible only to its authors and the médecin traitant; resources outside any patient
   compartment (directory, terminology, medication) are readable by any professional;
@@ -61,6 +62,7 @@ RelationKind = Literal[
     "block",
     "emergency_refusal",
     "adolescent_confidential",
+    "space_closed",
 ]
 Interaction = Literal["read", "search", "create", "update", "delete", "history"]
 
@@ -291,6 +293,9 @@ def _delegate(
         return Verdict(False, f"no {wanted} link to this patient")
     if _signed_by_another(principal, interaction, target):
         return Verdict(False, "a message or an answer is written in one's own name")
+    if wanted == "aidant" and any(r.kind == "space_closed" for r in live):
+        # legal representatives run a closed space (they may reopen it); helpers lose it
+        return Verdict(False, "the patient's health space is closed")
     if HIDDEN_FROM_PATIENT in target.labels:
         return Verdict(False, "document hidden from the patient until it is announced")
     if any(r.kind == "adolescent_confidential" for r in live) and target.categories:
@@ -317,6 +322,8 @@ def _professional(
     live: list[Relation],
     matrix: CategoryMatrix,
 ) -> Verdict:
+    if any(r.kind == "space_closed" for r in live):
+        return Verdict(False, "the patient's health space is closed")
     if any(r.kind == "block" for r in live):
         return Verdict(False, "the patient has blocked this professional or structure")
     care = [r for r in live if r.kind in CARE_RELATIONS]
@@ -351,7 +358,8 @@ class SearchRestriction:
 
     ``patients`` None means no restriction by patient; ``relation_actor`` asks the store to keep the
     patients linked to that actor in ``access_relations`` (kinds in ``relation_kinds``) — plus
-    ``extra_patients`` (break-glass); ``exclude_labels`` drop labelled resources (with
+    ``extra_patients`` (break-glass); ``blocked_for_actor`` drops the patients who blocked that
+    actor and those whose space is closed (``space_closed``); ``exclude_labels`` drop labelled resources (with
     ``unless_author`` the principal's own documents stay); ``categories`` restricts documents.
     """
 
@@ -445,6 +453,8 @@ def restriction_for(
             relation_kinds=frozenset({wanted}),
             exclude_labels=frozenset(labels),
             confidential_for_actor=principal.subject,
+            # a helper loses closed spaces (the store drops them with blocked patients)
+            blocked_for_actor=principal.subject if kind == "aidant" else None,
         )
     m = matrix or CategoryMatrix.default()
     granted = m.allowed.get(principal.profession or "", frozenset())

@@ -12,7 +12,9 @@ with them (table ``idx_relation``, one row per relation, replaced when the resou
   ``grant`` (limited to the provision's document classes and period); for each ``deny`` provision
   naming actors, a ``block`` — or, for a RelatedPerson, ``adolescent_confidential`` (the
   adolescent's confidential mode: documents stay out of their representative's sight); a ``deny``
-  on purpose ``BTG`` → ``emergency_refusal``;
+  on purpose ``BTG`` → ``emergency_refusal``; the space's lifecycle Consent (category
+  ``ens``, see ``domain/ens/lifecycle.py``) with a ``deny`` provision → ``space_closed`` for
+  everyone (a closed health space: no professional or helper reads the record);
 * a ``RelatedPerson`` of the patient → ``representative`` (parents, guardians) until the patient
   comes of age (the configurable majority: the automatic hand-over), or ``aidant`` (caregivers,
   family members, friends), for the RelatedPerson itself — except a trusted person
@@ -29,11 +31,20 @@ from typing import Any
 
 from hygie.fhir.values import date_range
 
-__all__ = ["ENCOUNTER_RELATION_DAYS", "RelationRow", "relations_from"]
+__all__ = [
+    "ENCOUNTER_RELATION_DAYS",
+    "SPACE_CATEGORY",
+    "SPACE_CATEGORY_SYSTEM",
+    "RelationRow",
+    "relations_from",
+]
 
 ENCOUNTER_RELATION_DAYS = 90
 _DAY_US = 86_400 * 1_000_000
 EVERYONE = "*"
+# the Consent category of a health space's lifecycle (open, closed): Hygie's own code
+SPACE_CATEGORY_SYSTEM = "https://hygie.example/fhir/CodeSystem/consent-category"
+SPACE_CATEGORY = "ens"
 
 # v3-RoleCode relationships that make a legal representative of a minor
 REPRESENTATIVE_CODES = frozenset({"PRN", "MTH", "FTH", "GUARD", "PRNFOST", "STPPRN", "ADOPTP", "NPRN"})
@@ -169,6 +180,11 @@ def _consent(resource: dict[str, Any]) -> list[RelationRow]:
         return []
     out: list[RelationRow] = []
     root = resource.get("provision")
+    if SPACE_CATEGORY in _codes(resource.get("category")):
+        # the space's lifecycle: denied, the space is closed to everyone but the person
+        if isinstance(root, dict) and root.get("type") == "deny":
+            out.append(RelationRow("space_closed", patient, EVERYONE))
+        return out
     if isinstance(root, dict):
         _provisions(root, patient, out, None)
     return out

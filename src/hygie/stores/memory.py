@@ -330,7 +330,10 @@ class _Evaluator:
         )
         restricted = fixed is not None or related is not None
         blocked = (
-            self._related(res.blocked_for_actor, frozenset({"block"})) if res.blocked_for_actor else set()
+            self._related(res.blocked_for_actor, frozenset({"block"}))
+            | self._related("*", frozenset({"space_closed"}))
+            if res.blocked_for_actor
+            else set()
         )
         keep_related = (
             self._related(res.relation_actor, res.unless_relation)

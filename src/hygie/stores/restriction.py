@@ -57,7 +57,12 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         conds.append("(" + " OR ".join(members) + ")")
     if restriction.blocked_for_actor is not None:
         blocked = _live_relation(p, restriction.blocked_for_actor, frozenset({"block"}), now_us)
-        conds.append(f"({alias}.patient IS NULL OR {alias}.patient NOT IN ({blocked}))")
+        # a closed health space is a relation of everyone ("*") to its patient
+        closed = _live_relation(p, "*", frozenset({"space_closed"}), now_us)
+        conds.append(
+            f"({alias}.patient IS NULL OR ({alias}.patient NOT IN ({blocked}) "
+            f"AND {alias}.patient NOT IN ({closed})))"
+        )
     if restriction.exclude_labels:
         # labels in meta.security (_security) or, on documents, DocumentReference.securityLabel
         labelled = (

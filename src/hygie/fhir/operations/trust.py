@@ -150,11 +150,14 @@ async def access_history(service: FhirService, request: FhirRequest, patient_id:
         links.append(
             {"relation": "next", "url": f"{base}?{urlencode([*kept, ('_cursor', page.next_cursor)])}"}
         )
+    # the patient's disputes, to show each disputed line's case and its state
+    disputes = {(d.partition, d.seq): d for d in await service.audit.list_disputes(patient=patient_id)}
     entries = []
     for record in page.records:
         event = record.entry.event()
         event["id"] = f"{record.partition}.{record.seq}"
         line = access_line(record)
+        case = disputes.get((record.partition, record.seq))
         # the lines a patient reads: who, role, structure, what, when, purpose (and "dispute me")
         event.setdefault("extension", []).append(
             {
@@ -167,6 +170,14 @@ async def access_history(service: FhirService, request: FhirRequest, patient_id:
                         "what": list(line.what),
                         "granted": line.granted,
                         "purpose": line.purpose,
+                        "dispute": None
+                        if case is None
+                        else {
+                            "id": case.id,
+                            "status": case.status,
+                            "outcome": case.outcome,
+                            "resolution": case.resolution,
+                        },
                     }
                 ).decode(),
             }
@@ -261,7 +272,8 @@ async def break_glass(service: FhirService, request: FhirRequest, patient_id: st
     except (TypeError, ValueError) as exc:
         raise InvalidRequest("hours must be a number", expression="Parameters.parameter[hours]") from exc
     relations = await service.store.relations(patient_id, ["*"], now_us=service.clock())
-    refused = any(kind == "emergency_refusal" for kind, _, _ in relations)
+    # a patient who refused emergency access, or whose health space is closed
+    refused = any(kind in ("emergency_refusal", "space_closed") for kind, _, _ in relations)
     reason = str(params.get("reason") or "")
     try:
         grant = await trust.break_glass.open(
