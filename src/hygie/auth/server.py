@@ -32,6 +32,7 @@ from hygie.auth.tokens import AccessToken, InvalidToken, TokenService
 from hygie.ports import KeyValueStore
 
 __all__ = [
+    "AppGrant",
     "AuthorizationServer",
     "AuthorizeRequest",
     "LaunchContext",
@@ -44,6 +45,19 @@ CODE_TTL_US = 60 * 1_000_000
 LAUNCH_TTL_US = 10 * 60 * 1_000_000
 REFRESH_TTL_US = 30 * 24 * 3600 * 1_000_000
 _CODE, _CODE_USED, _REFRESH, _REFRESH_USED, _LAUNCH = "code", "code_used", "refresh", "refresh_used", "launch"
+_GRANTS = "oauth_grants:"  # + account id: that person's grants to apps, by family
+
+
+@dataclass(frozen=True, slots=True)
+class AppGrant:
+    """What a person let an app do: one grant (a token family), from sign-in until revoked."""
+
+    family: str
+    client_id: str
+    scope: str
+    patient: str | None
+    created_us: int
+    last_used_us: int
 
 
 def _digest(token: str) -> str:
@@ -394,6 +408,7 @@ class AuthorizationServer:
     ) -> dict[str, Any]:
         scopes = parse_scopes(data["scope"])
         fhir_user = subject.fhir_user
+        await self._remember_grant(subject, client, data, family, scopes)
         access, life = await self.tokens.issue(
             subject=subject.account_id,
             client_id=client.client_id,
@@ -594,6 +609,59 @@ class AuthorizationServer:
             return
         if access.client_id == client.client_id:
             await self.tokens.revoke_token(access.jti, access.expires)
+
+    # -- a person's grants to apps ------------------------------------------------------------
+
+    async def _remember_grant(
+        self, subject: Subject, client: Client, data: Mapping[str, Any], family: str, scopes: ScopeSet
+    ) -> None:
+        """Keep the grant under its person, so that they can list and revoke it (refreshes too)."""
+        now = self.clock()
+        kind = _GRANTS + subject.account_id
+        known = await self.kv.get(kind, family)
+        lasts = REFRESH_TTL_US if scopes.has("offline_access") or scopes.has("online_access") else 0
+        await self.kv.put(
+            kind,
+            family,
+            {
+                "client_id": client.client_id,
+                "scope": scopes.text,
+                "patient": data.get("patient"),
+                "created": known["created"] if known else now,
+                "last_used": now,
+            },
+            expires_us=now + max(lasts, self.tokens.lifetime_s * 1_000_000),
+        )
+
+    async def grants_of(self, account_id: str) -> list[AppGrant]:
+        """The live grants a person gave to apps, newest first."""
+        grants = []
+        for family, value in await self.kv.list(_GRANTS + account_id):
+            if await self.kv.get("refresh_family_revoked", family) is not None:
+                continue
+            grants.append(
+                AppGrant(
+                    family,
+                    str(value["client_id"]),
+                    str(value["scope"]),
+                    value.get("patient"),
+                    int(value["created"]),
+                    int(value["last_used"]),
+                )
+            )
+        return sorted(grants, key=lambda g: g.last_used_us, reverse=True)
+
+    async def revoke_grant(self, account_id: str, family: str) -> bool:
+        """The person withdraws a grant: its refresh and access tokens stop working at once.
+        False when the grant is not theirs (or no longer exists)."""
+        kind = _GRANTS + account_id
+        if await self.kv.get(kind, family) is None:
+            return False
+        until = self.clock() + REFRESH_TTL_US
+        await self.tokens.revoke_family(family, until)
+        await self.kv.put("refresh_family_revoked", family, {}, expires_us=until)
+        await self.kv.delete(kind, family)
+        return True
 
     async def revoke_grants_of_client(self, client_id: str) -> None:
         """Used when a client is suspended: its tokens stop working (TokenService checks status)."""
