@@ -57,6 +57,8 @@ class Settings:
     outbox_interval: float = 10.0
     questionnaire_weeks: int = 8  # a stay ended within this many weeks gets its questionnaire
     max_upload_bytes: int = 10 * 1024 * 1024  # a document a person adds from the portal
+    ens_opt_out_days: int = 42  # after a health space opens, the person may refuse it for this long
+    ens_archive_years: int = 10  # a closed space's record is archived (and may reopen) this long
 
     @property
     def fhir_base(self) -> str:
@@ -122,6 +124,8 @@ def load_settings(**overrides: object) -> Settings:
         outbox_interval=float(os.environ.get("HYGIE_OUTBOX_INTERVAL") or 10),
         questionnaire_weeks=_int("HYGIE_QUESTIONNAIRE_WEEKS", 8),
         max_upload_bytes=_int("HYGIE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+        ens_opt_out_days=_int("HYGIE_ENS_OPT_OUT_DAYS", 42),
+        ens_archive_years=_int("HYGIE_ENS_ARCHIVE_YEARS", 10),
     )
     if overrides:
         from dataclasses import replace  # noqa: PLC0415 - only needed for overrides

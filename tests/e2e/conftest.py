@@ -352,3 +352,53 @@ def new_citizen(
 @pytest.fixture
 def citizen(hygie: LiveHygie) -> Citizen:
     return new_citizen(hygie)
+
+
+@dataclass
+class Family:
+    """A minor with their own account, and two parents whose accounts act as their RelatedPersons
+    (legal representatives): each parent's space switcher offers the child's space."""
+
+    child: Citizen
+    parents: tuple[Citizen, Citizen]
+    related_ids: tuple[str, str]  # the parents' RelatedPerson ids, in the child's record
+
+
+def new_family(hygie: LiveHygie, *, child_birth_date: str = "2011-09-21") -> Family:
+    """A child Patient (an adolescent by default) with two parents' citizen accounts, each linked
+    (``AccountService.link_related``) to the parent's RelatedPerson of the child."""
+    child = new_citizen(hygie, family="BERNARD", given="Léa", birth_date=child_birth_date)
+    accounts = hygie.runtime.accounts
+    assert accounts is not None
+    parents: list[Citizen] = []
+    related: list[str] = []
+    for given, code, gender in (("Sophie", "MTH", "female"), ("Marc", "FTH", "male")):
+        parent = new_citizen(hygie, family="BERNARD", given=given, birth_date="1980-05-03")
+        related_id = hygie.call(
+            create_resource(
+                hygie.runtime,
+                {
+                    "resourceType": "RelatedPerson",
+                    "active": True,
+                    "patient": {"reference": f"Patient/{child.patient_id}"},
+                    "relationship": [
+                        {
+                            "coding": [
+                                {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": code}
+                            ]
+                        }
+                    ],
+                    "name": [{"family": "BERNARD", "given": [given]}],
+                    "gender": gender,
+                },
+            )
+        )
+        hygie.call(accounts.link_related(parent.account_id, related_id))
+        parents.append(parent)
+        related.append(related_id)
+    return Family(child, (parents[0], parents[1]), (related[0], related[1]))
+
+
+@pytest.fixture
+def family(hygie: LiveHygie) -> Family:
+    return new_family(hygie)

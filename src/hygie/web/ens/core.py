@@ -109,6 +109,12 @@ class Ens:
             visitor = await self.auth.citizen(request)
             if visitor is None:
                 return sign_in_redirect(request)
+            # a section may bar pages (a closed space shows only "Mon espace": web/ens/lifecycle.py)
+            gate = self.services.get("gate")
+            if gate is not None:
+                barred: Response | None = await gate(request, visitor)
+                if barred is not None:
+                    return barred
             form: Submitted | None = None
             if request.method == "POST":
                 form = await self.forms.read(request)
