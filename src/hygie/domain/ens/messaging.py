@@ -57,8 +57,8 @@ __all__ = [
     "MessageView",
     "ThreadView",
     "accepts_messages",
-    "attachment_resources",
     "attachment_problem",
+    "attachment_resources",
     "care_contacts",
     "french_datetime",
     "group_threads",
@@ -470,13 +470,14 @@ def group_threads(
             by_root.setdefault(thread_root(message), []).append(message)
     threads: list[ThreadView] = []
     for root, items in by_root.items():
-        items.sort(key=lambda m: (str(m.get("sent", "")), str(m.get("id", ""))))
+        # the root first, then by the time sent (parsed: writers format instants differently)
+        items.sort(key=lambda m: (m.get("id") != root, _sent_key(m), str(m.get("id", ""))))
         first = next((m for m in items if m.get("id") == root), items[0])
         others = correspondent_refs(items, patient_ref)
         correspondent = ", ".join(
             names.get(r) or _display_in(items, r) or "Professionnel de santé" for r in others
         )
-        last = str(items[-1].get("sent", ""))
+        last = str(max(items, key=_sent_key).get("sent", ""))
         thread = ThreadView(
             root=root,
             subject=str((first.get("topic") or {}).get("text") or "(sans objet)"),
@@ -488,8 +489,15 @@ def group_threads(
         thread.messages = [view_message(m, patient_ref, names) for m in items]
         thread.unread = sum(1 for m in thread.messages if m.unread)
         threads.append(thread)
-    threads.sort(key=lambda t: t.last_sent_raw, reverse=True)
+    threads.sort(key=lambda t: _parse(t.last_sent_raw) or _EPOCH, reverse=True)
     return threads
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _sent_key(message: dict[str, Any]) -> datetime:
+    return _parse(message.get("sent")) or _EPOCH
 
 
 def _display_in(messages: Iterable[dict[str, Any]], ref: str) -> str:
