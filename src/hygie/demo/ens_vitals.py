@@ -62,7 +62,7 @@ async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | No
     today = now.date()
     if weights and weights[-1].values[0] is not None:
         last = float(weights[-1].values[0])
-        ranges = {"29463-7": (round(last - 6), round(last + 4))}
+        ranges: v.Ranges = {"29463-7": (float(round(last - 6)), float(round(last + 4)))}
         await door.create(caller, v.goal(v.MEASURES["poids"], ranges, patient_ref, patient_ref, today))
     await door.create(
         caller, v.goal(bp, {"8480-6": (None, 140.0), "8462-4": (None, 90.0)}, patient_ref, patient_ref, today)

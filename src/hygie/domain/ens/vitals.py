@@ -35,6 +35,7 @@ __all__ = [
     "Entry",
     "Field",
     "Measure",
+    "Ranges",
     "Reading",
     "Source",
     "crossings",
