@@ -65,6 +65,7 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
     from hygie.demo.generator import DEMO_CITIZENS  # noqa: PLC0415
 
     logins: list[DemoLogin] = []
+    family: list[DemoLogin] = []
     gp_id: str | None = None
     for citizen in DEMO_CITIZENS:
         patient = await _first(service, "Patient", [("identifier", citizen.ins)])
@@ -75,6 +76,10 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
         with contextlib.suppress(DuplicateLogin):  # already created by an earlier run
             await accounts.create("citizen", login, DEMO_PASSWORD, patient_id=str(patient["id"]))
         logins.append(DemoLogin(login, "citizen", who))
+        if citizen.ins == "216096938305712":  # Léa BERNARD, a child: her parents run her space
+            from hygie.demo.ens_family import create_family_accounts  # noqa: PLC0415
+
+            family.extend(await create_family_accounts(service, accounts, str(patient["id"])))
         if gp_id is None:
             refs = patient.get("generalPractitioner") or []
             if isinstance(refs, list) and refs:
@@ -100,4 +105,4 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
 
                     uri = pyotp.TOTP(existing.totp_secret).provisioning_uri(name=login, issuer_name="Hygie")
             logins.append(DemoLogin(login, "professional", f"{who}, médecin traitant", uri))
-    return logins
+    return logins + family
