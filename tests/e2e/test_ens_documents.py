@@ -443,3 +443,23 @@ def test_another_citizen_cannot_open_the_document(page: Any, hygie: LiveHygie, c
     assert "MASQUE_PS" not in orjson.dumps(stored(hygie, "DocumentReference", doc)).decode()
     page.goto(f"{hygie.base}/ens/documents")
     assert "Bilan confidentiel" not in page.locator("main").inner_text()
+
+
+def test_a_structured_document_is_shown_section_by_section(
+    page: Any, hygie: LiveHygie, citizen: Citizen
+) -> None:
+    from hygie.demo.ens_documents import seed_demo
+
+    hygie.call(seed_demo(hygie.runtime, citizen.patient_id, hygie.practitioner))
+    sign_in_at(page, hygie, citizen, "/ens/documents")
+    assert "2 documents" in page.locator("h2#resultats").inner_text()  # the former version is not listed
+    page.get_by_role("link", name="Volet de synthèse médicale").click()
+    assert page.locator("h2", has_text="Contenu du document").count() == 1
+    sections = page.locator("main h3").all_inner_texts()
+    assert "Allergies et intolérances" in sections and "Traitements au long cours" in sections
+    assert "Document structuré (FHIR)" in page.locator("main").inner_text()
+    assert_accessible(page, "structured document")
+    page.goto(f"{hygie.base}/ens/documents")
+    page.get_by_role("link", name="Bilan sanguin (avec la page 2)").click()
+    assert page.locator("#table-versions tbody tr").count() == 2
+    assert_accessible(page, "demo document with versions")

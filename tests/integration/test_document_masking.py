@@ -46,11 +46,21 @@ def document(did: str, patient: str, author: str, labels: list[dict[str, Any]]) 
         "author": [{"reference": author}],
         "description": "Compte rendu de consultation",
         "securityLabel": labels,
-        "content": [{"attachment": {"contentType": "application/pdf", "url": "Binary/none"}}],
+        "content": [{"attachment": {"contentType": "application/pdf", "url": f"Binary/{did}-pdf"}}],
     }
 
 
 NORMAL = [{"coding": [{"system": CONFIDENTIALITY, "code": "N"}]}]
+
+
+def content(bid: str, patient: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Binary",
+        "id": bid,
+        "contentType": "application/pdf",
+        "securityContext": {"reference": f"Patient/{patient}"},
+        "data": "JVBERi0xLjQK",
+    }
 
 
 async def seed(client: httpx.AsyncClient) -> None:
@@ -85,6 +95,8 @@ async def seed(client: httpx.AsyncClient) -> None:
                 {"member": {"reference": "Practitioner/nurse"}},
             ],
         },
+        content("report-pdf", "lea"),
+        content("zoe-report-pdf", "zoe"),
         document("report", "lea", "Practitioner/author", NORMAL),
         document("zoe-report", "zoe", "Practitioner/author", NORMAL),
     ]
@@ -143,6 +155,13 @@ async def test_the_patient_masks_a_professionals_document_and_releases_it(
     assert (await client.get("/fhir/DocumentReference/report", headers=gp_h)).status_code == 200
     assert (await client.get("/fhir/DocumentReference/report", headers=author_h)).status_code == 200
     assert (await client.get("/fhir/DocumentReference/report", headers=lea)).status_code == 200
+    # its content too: not by id, not in a search, not in $everything
+    assert (await client.get("/fhir/Binary/report-pdf", headers=nurse_h)).status_code == 404
+    assert not (await client.get("/fhir/Binary", headers=nurse_h)).json().get("entry")
+    everything = (await client.get("/fhir/Patient/lea/$everything", headers=nurse_h)).json()
+    assert "report-pdf" not in str(everything)
+    assert (await client.get("/fhir/Binary/report-pdf", headers=gp_h)).status_code == 200
+    assert (await client.get("/fhir/Binary/report-pdf", headers=lea)).status_code == 200
 
     # masking twice writes nothing
     again = await client.post("/fhir/DocumentReference/report/$mask", headers=lea)
@@ -153,6 +172,8 @@ async def test_the_patient_masks_a_professionals_document_and_releases_it(
     assert r.status_code == 200, r.text
     assert mask_codes(r.json()) == [] and r.json()["securityLabel"] == NORMAL
     assert (await client.get("/fhir/DocumentReference/report", headers=nurse_h)).status_code == 200
+    binary = await client.get("/fhir/Binary/report-pdf", headers=nurse_h)
+    assert binary.status_code == 200 and "security" not in binary.json().get("meta", {})
 
     # the trail shows the operations
     history = (await client.get("/fhir/Patient/lea/$access-history", headers=lea)).json()

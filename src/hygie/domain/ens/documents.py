@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from hygie.domain.identity.nos import TRE_A03_CLASS, nos
+from hygie.domain.identity.nos import TRE_A03_CLASS, TRE_A07_VISIBILITY, nos
 from hygie.domain.policy import HIDDEN_FROM_PATIENT, MASKED_FROM_PROFESSIONALS
 
 __all__ = [
@@ -715,8 +715,11 @@ def upload_bundle(
         document["relatesTo"] = [
             {"code": "replaces", "target": {"reference": f"DocumentReference/{previous_id}"}}
         ]
-        # what the person chose to keep from the former version: its labels (a mask stays)
+        # what the person chose to keep from the former version: its labels (a mask stays, on
+        # the new content too, as the $mask operation puts it)
         document["securityLabel"] = replaces.get("securityLabel") or document["securityLabel"]
+        if is_masked(replaces):
+            binary["meta"] = {"security": [{"system": TRE_A07_VISIBILITY, "code": MASKED_FROM_PROFESSIONALS}]}
         superseded = {k: v for k, v in replaces.items() if k != "meta"}
         superseded["status"] = "superseded"
         request: dict[str, Any] = {"method": "PUT", "url": f"DocumentReference/{previous_id}"}

@@ -13,8 +13,9 @@ their record (digest §3.3). These operations change nothing but that label, und
 * professionals, helpers (aidants), backend services and apps without a DocumentReference
   write scope are refused (403 when they may see the document, 404 otherwise);
 * the document gets a new version (``If-Match`` honoured) whose only difference is
-  ``securityLabel`` (and ``meta.security``, where some senders put labels); masking a masked
-  document, or releasing a visible one, changes nothing and writes nothing;
+  ``securityLabel`` (and ``meta.security``, where some senders put labels); its contents (the
+  Binaries of the same record it points to) get the label in ``meta.security`` too, in the same
+  transaction; masking a masked document, or releasing a visible one, writes nothing;
 * the decision, granted or refused, goes to the audit trail like any interaction.
 
 Who still sees a masked document is the policy's business: the patient, the document's authors,
@@ -27,6 +28,7 @@ The answer is the DocumentReference as it now is (200).
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
@@ -43,10 +45,12 @@ from hygie.ports import StoredResource
 
 if TYPE_CHECKING:
     from hygie.fhir.interactions import FhirService
+    from hygie.ports import StoreTransaction
 
 __all__ = ["MASK_LABEL", "mask", "masked", "unmask", "with_mask"]
 
 DOCUMENT = "DocumentReference"
+_BINARY_URL = re.compile(r"Binary/([A-Za-z0-9\-.]{1,64})")
 MASK_LABEL: dict[str, Any] = {
     "coding": [
         {
@@ -169,6 +173,7 @@ async def _set_mask(
                 expression="If-Match",
             )
         document = orjson.loads(current.content)
+        await _label_contents(service, tx, document, current.patient, mask=mask)
         if masked(document) == mask:
             return service._located(current, 200, request)  # already so: nothing to write
         changed = with_mask(document, mask)
@@ -176,3 +181,38 @@ async def _set_mask(
         await tx.write(op)
         stored = StoredResource(DOCUMENT, document_id, op.version, op.last_updated, False, op.content)
         return service._located(stored, 200, request)
+
+
+async def _label_contents(
+    service: FhirService, tx: StoreTransaction, document: dict[str, Any], patient: str | None, *, mask: bool
+) -> None:
+    """The document's contents (its Binaries, in the same record) carry the same label, so that a
+    professional the mask keeps out cannot read them by id, in a search or in ``$everything``.
+    A Binary names no author: while masked, its content is open to the médecin traitant (when
+    the policy says so), not to the document's author, who keeps the document's metadata."""
+    for content in document.get("content") or []:
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        url = attachment.get("url") if isinstance(attachment, dict) else None
+        found = _BINARY_URL.fullmatch(url) if isinstance(url, str) else None
+        if found is None:
+            continue
+        stored = await tx.read_for_update("Binary", found.group(1))
+        if stored is None or stored.deleted or patient is None or stored.patient != patient:
+            continue
+        binary = orjson.loads(stored.content)
+        meta = dict(binary.get("meta") or {})
+        before = list(meta.get("security") or [])
+        after = [
+            c for c in before if not (isinstance(c, dict) and c.get("code") == MASKED_FROM_PROFESSIONALS)
+        ]
+        if mask:
+            after.append({"system": TRE_A07_VISIBILITY, "code": MASKED_FROM_PROFESSIONALS})
+        if after == before:
+            continue
+        if after:
+            meta["security"] = after
+        else:
+            meta.pop("security", None)
+        binary["meta"] = meta
+        op = service._write_op(binary, "Binary", stored.id, stored.version + 1, "PATCH", service.clock())
+        await tx.write(op)

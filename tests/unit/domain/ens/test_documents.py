@@ -177,7 +177,8 @@ def test_a_new_version_replaces_the_former_one_in_the_same_transaction() -> None
     assert superseded["request"]["ifMatch"] == 'W/"3"'
     new = bundle["entry"][2]["resource"]
     assert new["relatesTo"] == [{"code": "replaces", "target": {"reference": "DocumentReference/old"}}]
-    assert new["securityLabel"] == former["securityLabel"]  # a masked document stays masked
+    assert new["securityLabel"] == former["securityLabel"]  # a masked document stays masked…
+    assert bundle["entry"][0]["resource"]["meta"]["security"][0]["code"] == "MASQUE_PS"  # …and its content
 
 
 def test_a_deletion_is_one_transaction() -> None:
