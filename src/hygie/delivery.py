@@ -9,7 +9,9 @@ interval it
    FHIR service as the operator ``notifications`` — audited like any access — and enqueues an
    e-mail and/or an SMS with no health content, once per message and channel (de-duplication
    key), as the person chose;
-2. hands the due messages of the outbox to the senders (:func:`~hygie.domain.outbox.deliver_pending`),
+2. runs the personal-threshold watch over the patients of the Observations written since the
+   last round (``domain/ens/vitals_watch.py``);
+3. hands the due messages of the outbox to the senders (:func:`~hygie.domain.outbox.deliver_pending`),
    which retries failures with a backoff.
 
 Senders come from the configuration (:func:`senders_from`): e-mail through SMTP when
@@ -141,12 +143,40 @@ class DeliveryWorker:
         await kv.put(_CURSOR_KIND, "communication", {"since": latest})
         return enqueued
 
+    async def watch_thresholds(self) -> int:
+        """Personal thresholds (``domain/ens/vitals_watch.py``) crossed by the Observations written
+        since the last round, whoever wrote them (the person, a professional, an app)."""
+        from hygie.domain.ens.vitals_watch import ThresholdWatch  # noqa: PLC0415
+
+        kv, outbox, accounts = self.runtime.kv, self.runtime.outbox, self.runtime.accounts
+        assert outbox is not None and accounts is not None
+        now = self.clock()
+        cursor = await kv.get(_CURSOR_KIND, "observation")
+        since = int(cursor["since"]) if cursor else now - _FIRST_LOOK_US
+        query = parse_search(
+            "Observation",
+            [
+                ("_lastUpdated", f"ge{_iso(since - _OVERLAP_US)}"),
+                ("_sort", "_lastUpdated"),
+                ("_count", str(_PAGE)),
+            ],
+            max_count=_PAGE,
+        )
+        page = await self.runtime.store.search(query, now_us=now)
+        patients = [row.patient for row in page.resources if row.patient]
+        latest = max([since, *(row.last_updated for row in page.resources)])
+        watch = ThresholdWatch(self.door, kv, outbox, accounts, self.clock)
+        crossed = await watch.sweep(self.caller, patients)
+        await kv.put(_CURSOR_KIND, "observation", {"since": latest})
+        return crossed
+
     async def deliver(self) -> tuple[int, int]:
         assert self.runtime.outbox is not None
         return await deliver_pending(self.runtime.outbox, self.senders)
 
     async def round(self) -> None:
         notified = await self.notify_new_messages()
+        notified += await self.watch_thresholds()
         sent, failed = await self.deliver()
         if notified or sent or failed:
             log.info("delivery: %d notifications queued, %d sent, %d failed", notified, sent, failed)

@@ -9,9 +9,10 @@ write committed late is not missed), and runs:
 
 * right after the person enters a value in the portal;
 * each time the measures page is shown (so a value an app sent is flagged when the person looks);
-* in :meth:`ThresholdWatch.sweep`, for every watched person, run by the operator
-  (``hygie ens veille-seuils``, e.g. every few minutes from cron/systemd): the e-mail reaches
-  someone who does not open the portal.
+* in the server's background delivery (``hygie/delivery.py``, every ``HYGIE_OUTBOX_INTERVAL``
+  seconds), which finds the patients of the Observations written since its last round (the
+  store's ``_lastUpdated`` index) and runs :meth:`ThresholdWatch.sweep` for those who are
+  watched: the e-mail reaches someone who does not open the portal.
 
 A crossing becomes a FHIR ``Flag`` in the person's record (shown on the measures page until they
 dismiss it; ``flag-detail`` points to the Observation and the Goal) and one e-mail per account
@@ -22,7 +23,7 @@ the page, the sweep and a double click never notify twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -260,10 +261,15 @@ class ThresholdWatch:
         )
         return True
 
-    async def sweep(self, caller: Caller) -> int:
-        """One pass over every watched person (the operator's job); the crossings found."""
+    async def sweep(self, caller: Caller, patients: Iterable[str] | None = None) -> int:
+        """One pass (the operator's job) over ``patients`` — those with new values, as the
+        background delivery finds them — or every watched person; the crossings found."""
         total = 0
-        for patient_id, _ in await self.kv.list(WATCH_KIND):
+        if patients is None:
+            chosen = [patient_id for patient_id, _ in await self.kv.list(WATCH_KIND)]
+        else:
+            chosen = [p for p in dict.fromkeys(patients) if await self.watched(p)]
+        for patient_id in chosen:
             total += len(await self.check(caller, patient_id))
         return total
 

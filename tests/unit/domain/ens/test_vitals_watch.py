@@ -77,3 +77,51 @@ async def test_a_crossing_is_flagged_and_told_once(runtime: Runtime) -> None:
     [crossing] = await watch.check(OPERATOR, patient)
     assert crossing.side == "low"
     assert len([m for m in await runtime.outbox.pending(due_only=False) if m.to == "claire@example.fr"]) == 2
+
+
+async def test_the_background_delivery_catches_a_value_written_through_the_api(runtime: Runtime) -> None:
+    from hygie.delivery import DeliveryWorker
+    from hygie.domain.outbox import MemorySender
+
+    door = Door(runtime.service)
+    assert runtime.accounts is not None and runtime.outbox is not None
+    patient = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1980-01-01"}))["id"]
+    other = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1981-01-01"}))["id"]
+    account, _ = await runtime.accounts.create(
+        "citizen", "paul@example.fr", "Un mot de passe solide 42", patient_id=patient
+    )
+    now = datetime.now(UTC)
+    glucose = v.MEASURES["glycemie"]
+    await door.create(
+        OPERATOR,
+        v.goal(glucose, {"2339-0": (70.0, 180.0)}, f"Patient/{patient}", f"Patient/{patient}", now.date()),
+    )
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
+    await watch.follow(patient, account.id)
+    mail, sms = MemorySender(), MemorySender()
+    worker = DeliveryWorker(runtime, senders={"email": mail, "sms": sms})
+    await worker.round()
+    assert mail.sent == []
+    reading = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+        "effectiveDateTime": now.isoformat(),
+        "device": {"reference": "Device/glucometer"},
+        "valueQuantity": {
+            "value": 62,
+            "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "mg/dL",
+        },
+    }
+    await door.create(OPERATOR, {**reading, "subject": {"reference": f"Patient/{patient}"}})
+    await door.create(OPERATOR, {**reading, "subject": {"reference": f"Patient/{other}"}})  # not watched
+    await worker.round()
+    assert [m.to for m in mail.sent] == ["paul@example.fr"]
+    assert "62" not in mail.sent[0].body
+    await worker.round()
+    assert len(mail.sent) == 1
+    [notice] = await watch.notices(OPERATOR, patient)
+    assert notice.text == "Glycémie : 62 mg/dL, en dessous de votre seuil bas (70 mg/dL)."
+    assert await door.search(OPERATOR, "Flag", [("patient", other)]) == []
