@@ -34,6 +34,8 @@ __all__ = ["NAV", "Ens", "Handler", "NavItem"]
 
 log = logging.getLogger(__name__)
 
+_FORM_OVERHEAD = 256 * 1024  # the text fields and multipart framing around an upload
+
 Handler = Callable[[Request, Visitor, Submitted | None], Awaitable[Response]]
 
 
@@ -117,6 +119,13 @@ class Ens:
                     return barred
             form: Submitted | None = None
             if request.method == "POST":
+                declared = request.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.forms.max_upload_bytes + _FORM_OVERHEAD:
+                    # refused before anything is read or spooled to disk
+                    limit = self.forms.max_upload_bytes // (1024 * 1024)
+                    return await self.error(
+                        request, visitor, 413, f"Le fichier envoyé est trop volumineux (au plus {limit} Mo)."
+                    )
                 form = await self.forms.read(request)
                 if not visitor.csrf_ok(form.values):
                     return await self.error(
@@ -152,6 +161,7 @@ class Ens:
             messages=messages,
             jeton=Forms.token(),
             csrf=visitor.csrf,
+            request_path=path,
             tagline="Mon espace santé",
             **context,
         )

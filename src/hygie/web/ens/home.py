@@ -20,7 +20,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         documents = await ens.door.search(
             visitor.caller,
             "DocumentReference",
-            [("patient", visitor.patient_id), ("_sort", "-date"), ("_count", "3")],
+            [("patient", visitor.patient_id), ("status", "current"), ("_sort", "-date"), ("_count", "3")],
             limit=3,
         )
         recent = [
