@@ -104,8 +104,8 @@ def test_close_the_space_after_a_preview_then_reopen_it(
     # within the opt-out window: refusing the space, after its preview
     page.get_by_role("link", name="Refuser l’espace").click()
     page.wait_for_url(f"{hygie.base}/ens/mon-espace/fermer")
-    assert "1 documents" in page.locator("#archive").inner_text()
-    assert "1 mesures que vous avez saisies" in page.locator("#suppression").inner_text()
+    assert "Documents : 1" in page.locator("#archive").inner_text()
+    assert "Mesures que vous avez saisies : 1" in page.locator("#suppression").inner_text()
     assert page.get_by_role("link", name="Exporter mon dossier").count() == 1
     assert_accessible(page, "closing preview")
     page.screenshot(path=str(shots / "ens-fermeture.png"), full_page=True)
