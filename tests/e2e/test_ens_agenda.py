@@ -132,6 +132,7 @@ def test_appointments_a_personal_entry_the_month_and_the_calendar_feed(
     page.wait_for_url(f"{hygie.base}/ens/agenda/rdv/{mine['id']}")
     page.go_back()
     assert_accessible(page, "agenda (month)")
+    page.screenshot(path=str(shots / "ens-agenda-mois.png"), full_page=True)
 
     # subscribe: the address is shown once, works without a session, and is audited
     page.goto(f"{hygie.base}/ens/agenda")
