@@ -106,6 +106,13 @@ def test_a_person_sees_why_they_received_an_alert_and_can_refuse_a_topic(
     page.get_by_role("link", name="Choisir mes alertes").click()
     assert page.locator("#theme-canicule").is_checked()
     assert_accessible(page, "alert preferences")
+    # a tampered form (a topic that does not exist): said in French, nothing saved
+    page.evaluate("document.getElementById('theme-pollution').value = 'meteo'")
+    page.get_by_role("button", name="Enregistrer mes choix").click()
+    assert "Un des thèmes choisis n’existe pas" in page.locator("#themes-erreur").inner_text()
+    assert_accessible(page, "alert preferences with an error")
+    assert not page.locator("#theme-pollution").is_checked()  # the form shows what was sent
+    page.locator("label[for=theme-pollution]").click()
     page.locator("label[for=theme-canicule]").click()
     page.get_by_role("button", name="Enregistrer mes choix").click()
     page.wait_for_url(f"{hygie.base}/ens/alertes")

@@ -17,7 +17,9 @@ from fpdf import FPDF
 from bearer_tokens import bearer
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import PASSWORD, Citizen, LiveHygie, create_resource, new_citizen
+from hygie.domain.access import Caller
 from hygie.domain.ens.messaging import ACCEPTS_MESSAGES_URL, CATEGORY_SYSTEM
+from hygie.web.portal.door import Door
 
 _n = iter(range(1, 1000))
 
@@ -260,3 +262,33 @@ def test_a_conversation_of_someone_else_is_out_of_reach(page: Any, hygie: LiveHy
     # their own inbox does not list it
     page.goto(f"{hygie.base}/ens/messages")
     assert "Votre rendez-vous" not in page.content()
+
+
+def test_the_person_chooses_how_to_be_told_of_new_messages(page: Any, hygie: LiveHygie) -> None:
+    _, julie = _gp_and_patient(hygie)
+    page.goto(f"{hygie.base}/ens/messages/notifications")
+    fill_sign_in(page, julie.login, julie.password)
+    page.wait_for_url(f"{hygie.base}/ens/messages/notifications")
+    assert page.locator("#choix-both").is_checked()  # by default, wherever the profile allows
+    assert (
+        "06 12 34 56 78" in page.locator("main").inner_text()
+        or "0612345678" in page.locator("main").inner_text()
+    )
+    assert_accessible(page, "notification choices")
+    # nothing chosen (a tampered form): said in French, nothing saved
+    page.evaluate("document.querySelectorAll('input[name=choix]').forEach((r) => { r.checked = false; })")
+    page.get_by_role("button", name="Enregistrer").click()
+    assert page.locator("#choix-erreur").inner_text() == "Choisissez comment être prévenu(e)."
+    assert_accessible(page, "notification choices with an error")
+    page.locator("label[for=choix-email]").click()
+    page.get_by_role("button", name="Enregistrer").click()
+    page.wait_for_url(f"{hygie.base}/ens/messages")
+    assert "Vos préférences de notification sont enregistrées." in page.locator("main").inner_text()
+    patient = hygie.call(
+        Door(hygie.runtime.service).read(Caller.operator("tests/e2e"), "Patient", julie.patient_id)
+    )
+    assert patient is not None
+    flags = {t["system"]: t["extension"][0]["valueBoolean"] for t in patient["telecom"]}
+    assert flags == {"email": True, "phone": False}
+    page.goto(f"{hygie.base}/ens/messages/notifications")
+    assert page.locator("#choix-email").is_checked()

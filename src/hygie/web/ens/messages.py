@@ -364,7 +364,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             status=400 if errors else 200,
             title="Être prévenu(e) des nouveaux messages",
             choices=choices,
-            current=notif.choice_of(patient),
+            chosen=notif.choice_of(patient),
             email=(email or {}).get("value"),
             mobile=(mobile or {}).get("value"),
             errors=errors.fields,
