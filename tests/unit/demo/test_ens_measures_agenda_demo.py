@@ -73,6 +73,7 @@ async def test_the_demo_gives_measures_thresholds_appointments_and_dispenses(tmp
             "subject": {"reference": f"Patient/{patient}"},
             "authoredOn": authored.isoformat(),
             "requester": {"reference": f"Practitioner/{gp}", "display": "Dr Anne LEROY"},
+            "courseOfTherapyType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy", "code": "continuous"}]},
             "dispenseRequest": {
                 "validityPeriod": {"start": authored.isoformat(), "end": (authored + timedelta(days=120)).isoformat()},
                 "numberOfRepeatsAllowed": 3,
@@ -108,9 +109,13 @@ async def test_the_demo_gives_measures_thresholds_appointments_and_dispenses(tmp
     ]
     assert events[1].source == "Dr Anne LEROY" and events[1].start > datetime.now(UTC)
 
-    # prescriptions: partly delivered, renewals left
+    # prescriptions: the history's dispensed as long as valid, and a current renewal by the GP
     requests = await door.search(OPERATOR, "MedicationRequest", [("patient", patient)])
     dispenses = await door.search(OPERATOR, "MedicationDispense", [("patient", patient)])
-    assert len(dispenses) == 3  # days 1, 31 and 61 of a 75-day-old prescription
-    [prescription] = rx.group(requests, dispenses, {}, date.today())
-    assert prescription.state == "partial" and prescription.lines[0].remaining == 1
+    assert len(dispenses) == 4  # days 1, 31 and 61 of a 75-day-old prescription, and the renewal's first
+    renewal, old = rx.group(requests, dispenses, {}, date.today())
+    assert old.number == "DEMO-001" and old.state == "partial" and old.lines[0].remaining == 1
+    assert renewal.number.endswith("-R01") and renewal.prescriber_ref == f"Practitioner/{gp}"
+    assert renewal.lines[0].medicine == "Lévothyroxine 75 µg, comprimé"
+    assert renewal.state == "partial" and renewal.lines[0].remaining == 2
+    assert rx.why_not_renewable(renewal) is None
