@@ -257,12 +257,21 @@ def decide(
     return _professional(principal, interaction, target, live, matrix or CategoryMatrix.default())
 
 
+# who only professionals and structures may name as an entry's author
+_PROFESSIONAL_AUTHORS = ("Practitioner/", "PractitionerRole/", "Organization/", "CareTeam/")
+
+
 def _signed_by_another(principal: Principal, interaction: Interaction, target: Target) -> bool:
-    return (
-        interaction == "create"
-        and target.resource_type in SIGNED_BY_WRITER
-        and principal.subject not in target.authors
-    )
+    """A patient or a delegate creating an entry in someone else's name: a message or an answer
+    not signed by them, or any entry presented as a professional's (an allergy "recorded by"
+    a doctor would then look like a professional's and be read-only for its real author)."""
+    if interaction != "create":
+        return False
+    if target.resource_type in SIGNED_BY_WRITER and principal.subject not in target.authors:
+        return True
+    if target.resource_type == "Appointment":  # a patient may propose one with a professional
+        return False
+    return any(author.startswith(_PROFESSIONAL_AUTHORS) for author in target.authors)
 
 
 # a Binary names no author: whose document it holds is unknown, so a patient or a delegate adds
@@ -274,7 +283,7 @@ def _patient(principal: Principal, interaction: Interaction, target: Target) -> 
     if target.patient != principal.patient_id:
         return Verdict(False, "another person's record")
     if _signed_by_another(principal, interaction, target):
-        return Verdict(False, "a message or an answer is written in one's own name")
+        return Verdict(False, "an entry is written in one's own name, not a professional's")
     if HIDDEN_FROM_PATIENT in target.labels:
         return Verdict(False, "document hidden from the patient until it is announced")
     if interaction in ("update", "delete") and target.authors and principal.subject not in target.authors:
@@ -292,7 +301,7 @@ def _delegate(
     if not links:
         return Verdict(False, f"no {wanted} link to this patient")
     if _signed_by_another(principal, interaction, target):
-        return Verdict(False, "a message or an answer is written in one's own name")
+        return Verdict(False, "an entry is written in one's own name, not a professional's")
     if wanted == "aidant" and any(r.kind == "space_closed" for r in live):
         # legal representatives run a closed space (they may reopen it); helpers lose it
         return Verdict(False, "the patient's health space is closed")

@@ -218,3 +218,29 @@ def test_a_patient_adds_content_but_never_rewrites_any() -> None:
     mother = [Relation("representative")]
     assert decide(MOTHER, "create", Target("Binary", "lea"), mother, now_us=NOW).allowed
     assert not decide(MOTHER, "delete", Target("Binary", "lea"), mother, now_us=NOW).allowed
+
+
+def test_patients_and_delegates_never_create_an_entry_in_a_professionals_name() -> None:
+    forged = Target("AllergyIntolerance", "claire", authors=frozenset({"Practitioner/gp"}))
+    own = Target("AllergyIntolerance", "claire", authors=frozenset({"Patient/claire"}))
+    assert not decide(CLAIRE, "create", forged).allowed
+    assert decide(CLAIRE, "create", own).allowed
+    assert decide(CLAIRE, "create", Target("Observation", "claire")).allowed  # no author named
+    by_a_structure = Target("Observation", "claire", authors=frozenset({"Organization/chu"}))
+    assert not decide(CLAIRE, "create", by_a_structure).allowed
+    link = [Relation("representative")]
+    forged_for_lea = Target("Condition", "lea", authors=frozenset({"Practitioner/gp"}))
+    assert not decide(MOTHER, "create", forged_for_lea, link, now_us=NOW).allowed
+    assert decide(
+        MOTHER,
+        "create",
+        Target("Condition", "lea", authors=frozenset({"RelatedPerson/mother"})),
+        link,
+        now_us=NOW,
+    ).allowed
+    # the professional themselves may, of course
+    care = [Relation("care_team")]
+    assert decide(GP, "create", forged, care, now_us=NOW).allowed
+    # a patient may propose an appointment with a professional
+    visit = Target("Appointment", "claire", authors=frozenset({"Practitioner/gp"}))
+    assert decide(CLAIRE, "create", visit).allowed
