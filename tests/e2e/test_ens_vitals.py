@@ -244,3 +244,30 @@ def test_blood_pressure_has_two_values_and_checks_their_order(
     assert [c["code"]["coding"][0]["code"] for c in stored["component"]] == ["8480-6", "8462-4"]
     assert stored["component"][0]["valueQuantity"]["code"] == "mm[Hg]"
     assert_accessible(page, "blood pressure")
+
+
+def test_a_parent_enters_a_measure_in_their_childs_space(page: Any, hygie: LiveHygie, family: Any) -> None:
+    parent = family.parents[0]
+    page.goto(f"{hygie.base}/ens/mesures/poids")
+    fill_sign_in(page, parent.login, parent.password)
+    page.wait_for_url(f"{hygie.base}/ens/mesures/poids")
+    page.select_option("#espace", family.child.patient_id)
+    page.get_by_role("button", name="Changer d’espace").click()
+    page.wait_for_url(f"{hygie.base}/ens/mesures/poids")
+    assert "Vous agissez pour Léa BERNARD" in page.locator("main").inner_text()
+    _enter(page, "45,2", date.today() - timedelta(days=1))
+    page.wait_for_selector(".fr-alert--success")
+    assert "vous" in page.locator("#tableau-valeurs tbody tr").first.inner_text()
+    assert_accessible(page, "weight in a child's space")
+    [stored] = _observations(hygie, family.child.patient_id)
+    assert stored["performer"] == [
+        {"reference": f"RelatedPerson/{family.related_ids[0]}", "display": "Sophie BERNARD"}
+    ]
+    assert _observations(hygie, parent.patient_id) == []  # not in the parent's own record
+
+    # the adolescent sees who entered it
+    page.context.clear_cookies()
+    page.goto(f"{hygie.base}/ens/mesures/poids")
+    fill_sign_in(page, family.child.login, family.child.password)
+    page.wait_for_url(f"{hygie.base}/ens/mesures/poids")
+    assert "Sophie BERNARD" in page.locator("#tableau-valeurs tbody tr").first.inner_text()

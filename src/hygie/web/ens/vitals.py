@@ -216,8 +216,10 @@ def routes(ens: Ens) -> list[BaseRoute]:
         if entry is None:
             await ens.failed(visitor, form)
             return await detail_page(request, visitor, measure, entry=typed, entry_errors=errors, status=400)
+        # a relative acting for the person signs the value with their own name
+        name = next((s.label for s in visitor.spaces if s.own), "") if visitor.space.related_id else ""
         await ens.door.create(
-            visitor.caller, rules.observation(entry, visitor.patient_ref, visitor.actor_ref)
+            visitor.caller, rules.observation(entry, visitor.patient_ref, visitor.actor_ref, name)
         )
         crossed = await watch.check(visitor.caller, visitor.patient_id)
         message = f"Valeur enregistrée : {rules.shown(measure, entry.values)}."
