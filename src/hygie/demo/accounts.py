@@ -44,7 +44,9 @@ def _ascii(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if c.isascii()).lower().replace(" ", "-")
 
 
-async def _first(service: FhirService, path: str, query: list[tuple[str, str]]) -> dict[str, object] | None:
+async def first_resource(
+    service: FhirService, path: str, query: list[tuple[str, str]]
+) -> dict[str, object] | None:
     caller = Caller.operator("hygie demo")
     response = await route(service, FhirRequest("GET", path, query, caller=caller))
     body = response.body
@@ -68,7 +70,7 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
     family: list[DemoLogin] = []
     gp_id: str | None = None
     for citizen in DEMO_CITIZENS:
-        patient = await _first(service, "Patient", [("identifier", citizen.ins)])
+        patient = await first_resource(service, "Patient", [("identifier", citizen.ins)])
         if patient is None:
             continue
         login = f"{_ascii(citizen.given)}.{_ascii(citizen.used_family or citizen.family)}@{DOMAIN}"
@@ -87,7 +89,7 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
                 if reference.startswith("Practitioner/"):
                     gp_id = reference.split("/", 1)[1]
     if gp_id is not None:
-        practitioner = await _first(service, f"Practitioner/{gp_id}", [])
+        practitioner = await first_resource(service, f"Practitioner/{gp_id}", [])
         if practitioner is not None:
             names = practitioner.get("name") or [{}]
             name = names[0] if isinstance(names, list) and names else {}

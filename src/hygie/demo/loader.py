@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from hygie.bootstrap import open_runtime
 from hygie.config import Settings
 from hygie.demo.accounts import create_demo_accounts
+from hygie.demo.ens import seed_spaces
 from hygie.domain.access import Caller
 from hygie.domain.identity.insi import RegisterInsiService
 from hygie.fhir.outcome import FhirError
@@ -79,6 +80,9 @@ async def load_demo(
             lines.append(
                 f"Chargé : {stored} ressources ({patients} citoyens, {len(synthea_files)} patients Synthea)."
             )
+        # the citizens' spaces: what they and their carers built up in the portal (idempotent)
+        spaces = await seed_spaces(runtime)
+        lines.append(f"Espaces santé de démonstration prêts : {spaces}.")
         lines.append("Citoyens de démonstration :")
         lines.extend(f"  - {c}" for c in DEMO_CITIZENS)
         assert runtime.accounts is not None
