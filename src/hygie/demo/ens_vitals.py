@@ -3,6 +3,7 @@
 * blood pressure taken at home over the last two weeks (the person as performer), the last one
   this morning a little high;
 * thresholds: weight around the person's last weight, blood pressure 140/90 at most;
+* nothing for a minor (a child's weight follows a growth curve, not fixed limits);
 * the person is watched (:class:`~hygie.domain.ens.vitals_watch.ThresholdWatch`), so the measures
   page flags this morning's value the first time it is shown. Nobody is e-mailed until the
   person saves thresholds from their own account (the demo does not know which account to tell).
@@ -34,10 +35,14 @@ async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | No
     door = Door(runtime.service)
     caller = Caller.operator("hygie demo")
     goals = await door.search(caller, "Goal", [("patient", patient_id)])
-    if v.thresholds_of(goals) or await door.read(caller, "Patient", patient_id) is None:
+    patient = await door.read(caller, "Patient", patient_id)
+    if v.thresholds_of(goals) or patient is None:
         return
-    patient_ref = f"Patient/{patient_id}"
     now = datetime.now(v.PARIS)
+    born = str(patient.get("birthDate", ""))
+    if len(born) < 4 or now.year - int(born[:4]) < 18:
+        return  # home blood pressure and fixed weight limits are an adult's follow-up
+    patient_ref = f"Patient/{patient_id}"
     bp = v.MEASURES["tension"]
     for days, systolic, diastolic in HOME_PRESSURES:
         when = datetime.combine((now - timedelta(days=days)).date(), time(7, 45), v.PARIS)
