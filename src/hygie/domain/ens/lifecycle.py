@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hygie.domain.ens.vitals_watch import ALERT_IDENTIFIER
 from hygie.domain.relations import SPACE_CATEGORY, SPACE_CATEGORY_SYSTEM
 from hygie.fhir.values import date_range
 
@@ -75,6 +76,8 @@ _AUTHOR_FIELDS = (
     "sender",
     "requester",
     "source",
+    "expressedBy",  # a Goal (personal thresholds)
+    "participant",  # an Appointment: the person's own, when no professional takes part
 )
 # plain French for what is deleted, by type
 _OWN_LABELS = {
@@ -291,9 +294,16 @@ def own_entries(resources: Sequence[dict[str, Any]], people: set[str]) -> list[d
         if authors - people:
             continue
         entered_by = {ref for name in _AUTHOR_FIELDS for ref in _references(resource.get(name))}
-        if entered_by and entered_by <= people:
+        if (entered_by and entered_by <= people) or _threshold_alert(resource):
             out.append(resource)
     return out
+
+
+def _threshold_alert(resource: dict[str, Any]) -> bool:
+    """An alert raised on the person's own thresholds (``domain/ens/vitals_watch.py``)."""
+    return resource.get("resourceType") == "Flag" and any(
+        isinstance(i, dict) and i.get("system") == ALERT_IDENTIFIER for i in resource.get("identifier") or []
+    )
 
 
 @dataclass(frozen=True, slots=True)

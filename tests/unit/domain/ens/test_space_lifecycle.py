@@ -91,9 +91,23 @@ def test_closing_deletes_only_what_the_person_entered_outside_documents() -> Non
         {"resourceType": "Procedure", "id": "p", "performer": [{"actor": {"reference": me}}]},
         {"resourceType": "Consent", "id": "k", "performer": [{"reference": me}]},
         {"resourceType": "Condition", "id": "nobody"},
+        {"resourceType": "Goal", "id": "seuils", "expressedBy": {"reference": mum}},
+        {"resourceType": "Appointment", "id": "perso", "participant": [{"actor": {"reference": me}}]},
+        {
+            "resourceType": "Appointment",
+            "id": "rdv",
+            "participant": [{"actor": {"reference": me}}, {"actor": {"reference": doctor}}],
+        },
+        {
+            "resourceType": "Flag",
+            "id": "alerte",
+            "identifier": [
+                {"system": "https://hygie.esante.example/fhir/NamingSystem/threshold-alert", "value": "x"}
+            ],
+        },
     ]
     own = {r["id"] for r in own_entries(record, {me, mum})}
-    assert own == {"w", "a", "m1", "p"}
+    assert own == {"w", "a", "m1", "p", "seuils", "perso", "alerte"}
     state = state_of(None, CREATED, RULES)
     shown = preview(
         [{"resourceType": "Patient", "id": "lea"}, *record],
@@ -109,6 +123,9 @@ def test_closing_deletes_only_what_the_person_entered_outside_documents() -> Non
         "AllergyIntolerance/a",
         "Communication/m1",
         "Procedure/p",
+        "Goal/seuils",
+        "Appointment/perso",
+        "Flag/alerte",
     }
     archived = dict(shown.archived)
     assert archived["documents"] == 1 and archived["messages reçus"] == 1
