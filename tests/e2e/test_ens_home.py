@@ -29,6 +29,9 @@ def test_a_citizen_signs_in_and_lands_on_their_space(
     page.wait_for_url(f"{hygie.base}/ens?depuis=test")
     assert page.locator("h1").inner_text().startswith("Bonjour Claire")
     assert page.locator(".fr-tile").count() >= 10
+    # what needs attention: an adult with no vaccination recorded has boosters to do
+    to_do = page.locator(".fr-callout a[href='/ens/carnet/vaccins']")
+    assert "vaccination" in to_do.inner_text()
     assert_accessible(page, "ENS home")
     page.screenshot(path=str(shots / "ens-accueil.png"), full_page=True)
 

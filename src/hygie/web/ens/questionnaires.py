@@ -59,6 +59,11 @@ async def _proposals(
     )
 
 
+async def pending(ens: Ens, visitor: Visitor) -> int:
+    """How many questionnaires wait for an answer (for the home page)."""
+    return len(await _proposals(ens, visitor, await _questionnaires(ens, visitor)))
+
+
 def routes(ens: Ens) -> list[BaseRoute]:
     async def listing(request: Request, visitor: Visitor, _: Submitted | None) -> Response:
         questionnaires = await _questionnaires(ens, visitor)
