@@ -117,7 +117,13 @@ def routes(ens: Ens) -> list[BaseRoute]:
         if visitor.space.relation == "aidant":
             closed = await space_closed(ens, visitor.patient_id)
             return await ens.page(
-                request, visitor, "ens/espace/index.html", title="Mon espace", aidant=True, closed=closed
+                request,
+                visitor,
+                "ens/espace/index.html",
+                title="Mon espace",
+                aidant=True,
+                closed=closed,
+                only_my_space=closed,  # the menu offers no page the gate bars
             )
         state, _consent = await _state(ens, visitor)
         return await ens.page(
@@ -127,6 +133,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             title="Mon espace",
             aidant=False,
             closed=state.closed,
+            only_my_space=state.closed,
             state=state,
             created=french_date(state.created_us),
             changed=french_date(state.changed_us),
