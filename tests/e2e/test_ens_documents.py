@@ -7,108 +7,24 @@ Every page state shown is checked with axe-core (``tests/browser.py``).
 
 from __future__ import annotations
 
-import io
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from ens_seed import TRE_A03, pdf_bytes, seed_professional_document
 
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import create_resource, new_citizen
 
 LiveHygie = Citizen = Any
 
-TRE_A03 = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
-
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     return screenshots_dir(tmp_path)
-
-
-def pdf_bytes(title: str, *, noise: int = 0) -> bytes:
-    """A real PDF (fpdf2); ``noise`` adds an incompressible image of that many pixels a side."""
-    from fpdf import FPDF
-    from PIL import Image
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=14)
-    pdf.cell(0, 10, title)
-    if noise:
-        rng = random.Random(4)
-        image = Image.frombytes(
-            "RGB", (noise, noise), bytes(rng.getrandbits(8) for _ in range(noise * noise * 3))
-        )
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        pdf.image(io.BytesIO(buffer.getvalue()), x=10, y=30, w=150)
-    return bytes(pdf.output())
-
-
-def seed_professional_document(
-    hygie: LiveHygie, patient_id: str, title: str, *, day: str = "2026-01-10"
-) -> str:
-    """A consultation report by Dr Bernard with its PDF, as a professional's software would add it."""
-    import base64
-
-    data = pdf_bytes(title)
-    binary = hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "Binary",
-                "contentType": "application/pdf",
-                "securityContext": {"reference": f"Patient/{patient_id}"},
-                "data": base64.b64encode(data).decode(),
-            },
-        )
-    )
-    return str(
-        hygie.call(
-            create_resource(
-                hygie.runtime,
-                {
-                    "resourceType": "DocumentReference",
-                    "status": "current",
-                    "type": {
-                        "coding": [{"system": "http://loinc.org", "code": "11488-4"}],
-                        "text": "Compte rendu de consultation",
-                    },
-                    "category": [{"coding": [{"system": TRE_A03, "code": "10"}]}],
-                    "subject": {"reference": f"Patient/{patient_id}"},
-                    "date": f"{day}T10:00:00+01:00",
-                    "author": [{"reference": f"Practitioner/{hygie.practitioner}"}],
-                    "description": title,
-                    "securityLabel": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
-                                    "code": "N",
-                                }
-                            ]
-                        }
-                    ],
-                    "content": [
-                        {
-                            "attachment": {
-                                "contentType": "application/pdf",
-                                "url": f"Binary/{binary}",
-                                "size": len(data),
-                                "title": title,
-                                "creation": day,
-                            }
-                        }
-                    ],
-                },
-            )
-        )
-    )
 
 
 def stored(hygie: LiveHygie, resource_type: str, rid: str) -> dict[str, Any]:

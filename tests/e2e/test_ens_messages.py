@@ -12,13 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fpdf import FPDF
+from ens_seed import gp_accepting_messages, pdf_bytes, pro_headers
 
-from bearer_tokens import bearer
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import PASSWORD, Citizen, LiveHygie, create_resource, new_citizen
 from hygie.domain.access import Caller
-from hygie.domain.ens.messaging import ACCEPTS_MESSAGES_URL, CATEGORY_SYSTEM
+from hygie.domain.ens.messaging import CATEGORY_SYSTEM
 from hygie.web.portal.door import Door
 
 _n = iter(range(1, 1000))
@@ -29,44 +28,10 @@ def shots(tmp_path: Path) -> Path:
     return screenshots_dir(tmp_path)
 
 
-def _pdf() -> bytes:
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=14)
-    pdf.cell(text="Analyses de sang du 2 mars 2026")
-    return bytes(pdf.output())
-
-
 def _gp_and_patient(hygie: LiveHygie) -> tuple[str, Citizen]:
     """A GP who accepts messages (through her role in a practice) and her new patient."""
     n = next(_n)
-    org = hygie.call(
-        create_resource(
-            hygie.runtime, {"resourceType": "Organization", "active": True, "name": "Cabinet du Port"}
-        )
-    )
-    gp = hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "Practitioner",
-                "active": True,
-                "name": [{"use": "usual", "family": f"LEROY{n}", "given": ["Anne"], "prefix": ["Dr"]}],
-            },
-        )
-    )
-    hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "PractitionerRole",
-                "active": True,
-                "practitioner": {"reference": f"Practitioner/{gp}", "display": f"Dr Anne LEROY{n}"},
-                "organization": {"reference": f"Organization/{org}", "display": "Cabinet du Port"},
-                "extension": [{"url": ACCEPTS_MESSAGES_URL, "valueBoolean": True}],
-            },
-        )
-    )
+    gp = gp_accepting_messages(hygie)
     patient = hygie.call(
         create_resource(
             hygie.runtime,
@@ -92,16 +57,7 @@ def _gp_and_patient(hygie: LiveHygie) -> tuple[str, Citizen]:
 
 
 def _api(hygie: LiveHygie, gp: str) -> httpx.Client:
-    headers = hygie.call(
-        bearer(
-            hygie.runtime,
-            kind="professional",
-            scope="openid",
-            fhir_user=f"Practitioner/{gp}",
-            client_id="hygie-portal",
-        )
-    )
-    return httpx.Client(base_url=hygie.fhir, headers=headers, timeout=30)
+    return httpx.Client(base_url=hygie.fhir, headers=pro_headers(hygie, gp), timeout=30)
 
 
 def test_a_citizen_writes_to_their_gp_who_answers_and_both_see_the_receipts(
@@ -138,7 +94,13 @@ def test_a_citizen_writes_to_their_gp_who_answers_and_both_see_the_receipts(
     assert_accessible(page, "new message form with a refused file")
 
     page.locator("#piece").set_input_files(
-        files=[{"name": "resultats.pdf", "mimeType": "application/pdf", "buffer": _pdf()}]
+        files=[
+            {
+                "name": "resultats.pdf",
+                "mimeType": "application/pdf",
+                "buffer": pdf_bytes("Analyses de sang du 2 mars 2026"),
+            }
+        ]
     )
     page.get_by_role("button", name="Envoyer le message").click()
     page.wait_for_url(lambda url: "/ens/messages/" in url and "nouveau" not in url)

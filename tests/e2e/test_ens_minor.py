@@ -12,84 +12,20 @@ import io
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
+from ens_seed import doctor_reads, text_document
 from pypdf import PdfReader
 
-from bearer_tokens import bearer
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import create_resource
 
 LiveHygie = Family = Citizen = Any
-TRE_G15 = "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante"
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     return screenshots_dir(tmp_path)
-
-
-def document(hygie: LiveHygie, patient_id: str, title: str, *, labels: tuple[str, ...] = ()) -> str:
-    resource: dict[str, Any] = {
-        "resourceType": "DocumentReference",
-        "status": "current",
-        "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]},
-        "category": [{"coding": [{"system": "urn:oid:1.2.250.1.213.1.1.4.1", "code": "10"}]}],
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "date": "2026-10-01T09:00:00Z",
-        "description": title,
-        "content": [{"attachment": {"contentType": "text/plain", "data": "Q29uZmlkZW50aWVs"}}],
-    }
-    if labels:
-        resource["securityLabel"] = [
-            {
-                "coding": [
-                    {
-                        "system": "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
-                        "code": label,
-                    }
-                ]
-            }
-            for label in labels
-        ]
-    return str(hygie.call(create_resource(hygie.runtime, resource)))
-
-
-def doctor_reads(hygie: LiveHygie, patient_id: str, *documents: str) -> None:
-    """A doctor of the child's care team reads the documents (they land in the access history)."""
-    doctor = hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "Practitioner",
-                "name": [{"family": "PEDIATRE", "given": ["Inès"], "prefix": ["Dr"]}],
-                "qualification": [{"code": {"coding": [{"system": TRE_G15, "code": "10"}]}}],
-            },
-        )
-    )
-    hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "CareTeam",
-                "status": "active",
-                "subject": {"reference": f"Patient/{patient_id}"},
-                "participant": [{"member": {"reference": f"Practitioner/{doctor}"}}],
-            },
-        )
-    )
-    headers = hygie.call(
-        bearer(
-            hygie.runtime,
-            kind="professional",
-            scope="openid",
-            fhir_user=f"Practitioner/{doctor}",
-            client_id="hygie-portal",
-        )
-    )
-    for doc in documents:
-        assert httpx.get(f"{hygie.fhir}/DocumentReference/{doc}", headers=headers).status_code == 200
 
 
 def open_child_space(page: Any, hygie: LiveHygie, parent: Citizen, child_id: str) -> None:
@@ -114,8 +50,10 @@ def test_both_parents_run_the_childs_space_without_the_confidential_document(
     page: Any, hygie: LiveHygie, family: Family
 ) -> None:
     child = family.child.patient_id
-    shared = document(hygie, child, "Carnet de vaccination")
-    secret = document(hygie, child, "Consultation confidentielle", labels=("INVISIBLE_REPRESENTANTS_LEGAUX",))
+    shared = text_document(hygie, child, "Carnet de vaccination")
+    secret = text_document(
+        hygie, child, "Consultation confidentielle", labels=("INVISIBLE_REPRESENTANTS_LEGAUX",)
+    )
     doctor_reads(hygie, child, shared, secret)
 
     for parent in family.parents:
@@ -173,7 +111,7 @@ def test_the_adolescent_keeps_her_documents_from_one_parent(
     """A Consent denying a parent's RelatedPerson (the adolescent's confidential mode): that
     parent no longer sees any of her documents; the other parent still does."""
     child = family.child.patient_id
-    report = document(hygie, child, "Compte rendu de consultation")
+    report = text_document(hygie, child, "Compte rendu de consultation")
     hygie.call(
         create_resource(
             hygie.runtime,
