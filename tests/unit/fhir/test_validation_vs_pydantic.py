@@ -72,7 +72,9 @@ def _pydantic_rejects(resource: dict[str, Any]) -> str | None:
         return "no R4B model"
     try:
         model.model_validate(resource)
-    except (pydantic.ValidationError, ValueError, TypeError, LookupError) as error:
+    # fhir_core crashes (AttributeError) on some wrong types, e.g. MessageHeader.source.endpoint = 1:
+    # the model refuses the resource all the same
+    except (pydantic.ValidationError, ValueError, TypeError, LookupError, AttributeError) as error:
         return str(error)
     return None
 
