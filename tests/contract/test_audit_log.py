@@ -266,6 +266,24 @@ async def test_patient_history_pages_newest_first(backend: Backend) -> None:
         await log.list_for_patient("p1", cursor="drop table")
 
 
+async def test_patient_history_leaves_out_the_named_agents(backend: Backend) -> None:
+    """ "Accesses by others": the patient's own reads stay in the trail but out of this page."""
+    log = backend.log
+    own = [replace(entry("p1", i), agent="Patient/p1") for i in range(5)]
+    await log.append_now(
+        [entry("p1", 0), *own, entry("p1", 9), replace(entry("p1", 10), agent="RelatedPerson/m")]
+    )
+    page = await log.list_for_patient("p1", count=2, exclude_agents=["Patient/p1", "RelatedPerson/m"])
+    assert [r.seq for r in page.records] == [7, 1]
+    assert (
+        page.next_cursor is None
+        or not (
+            await log.list_for_patient("p1", count=2, cursor=page.next_cursor, exclude_agents=["Patient/p1"])
+        ).records
+    )
+    assert len((await log.list_for_patient("p1", count=50)).records) == 8
+
+
 # -- checkpoints ---------------------------------------------------------------------------------
 
 

@@ -39,3 +39,24 @@ def test_a_citizen_signs_in_and_lands_on_their_space(
 def test_a_page_of_the_portal_needs_a_citizen_session(page: Any, hygie: LiveHygie) -> None:
     page.goto(f"{hygie.base}/ens")
     assert "/connexion?retour=%2Fens" in page.url
+
+
+def test_on_a_phone_the_menu_folds_and_every_service_stays_one_tap_away(
+    page: Any, hygie: LiveHygie, citizen: Citizen, shots: Path
+) -> None:
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(f"{hygie.base}/ens")
+    fill_sign_in(page, citizen.login, citizen.password)
+    page.wait_for_url(f"{hygie.base}/ens")
+    menu_button = page.locator("#bouton-menu-ens")
+    assert menu_button.is_visible()
+    assert not page.locator("#navigation-ens").is_visible()  # folded behind "Menu"
+    # without opening the menu, the tiles lead to every service
+    assert page.locator(".fr-tile a").count() == 12
+    assert_accessible(page, "ENS home on a phone")
+    page.screenshot(path=str(shots / "ens-accueil-mobile.png"), full_page=False)
+    menu_button.click()
+    page.wait_for_selector("#navigation-ens", state="visible")
+    assert_accessible(page, "ENS menu on a phone")
+    page.locator("#navigation-ens a[href='/ens/documents']").click()
+    page.wait_for_url(f"{hygie.base}/ens/documents")

@@ -565,9 +565,16 @@ class AuditLog(Protocol):
     async def get(self, partition: str, seq: int) -> AuditRecord | None: ...
 
     async def list_for_patient(
-        self, patient_id: str, *, since_us: int | None = None, count: int = 50, cursor: str | None = None
+        self,
+        patient_id: str,
+        *,
+        since_us: int | None = None,
+        count: int = 50,
+        cursor: str | None = None,
+        exclude_agents: Sequence[str] = (),
     ) -> AuditPage:
-        """The patient's records, newest first; ``cursor`` is the previous page's ``next_cursor``."""
+        """The patient's records, newest first; ``cursor`` is the previous page's ``next_cursor``;
+        records made by one of ``exclude_agents`` (their ``agent``) are left out."""
         ...
 
     async def checkpoint(self, signer: AuditSigner, now_us: int) -> list[Checkpoint]:

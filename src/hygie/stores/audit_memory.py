@@ -56,14 +56,22 @@ class MemoryAuditLog:
         return chain[seq - 1] if 0 < seq <= len(chain) else None
 
     async def list_for_patient(
-        self, patient_id: str, *, since_us: int | None = None, count: int = 50, cursor: str | None = None
+        self,
+        patient_id: str,
+        *,
+        since_us: int | None = None,
+        count: int = 50,
+        cursor: str | None = None,
+        exclude_agents: Sequence[str] = (),
     ) -> AuditPage:
         chain = self.chains.get(patient_id.removeprefix("Patient/"), [])
         before = decode_cursor(cursor)
         end = len(chain) if before is None else bisect.bisect_left([r.seq for r in chain], before)
         out: list[AuditRecord] = []
         for record in reversed(chain[:end]):
-            if since_us is None or record.entry.recorded_us >= since_us:
+            if (since_us is None or record.entry.recorded_us >= since_us) and (
+                record.entry.agent not in exclude_agents
+            ):
                 out.append(record)
                 if len(out) > count:
                     break

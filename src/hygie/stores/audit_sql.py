@@ -181,7 +181,9 @@ _UPDATE_DISPUTE = (
 )
 
 
-def _page_query(since_us: int | None, before_seq: int | None, count: int) -> tuple[str, list[Any]]:
+def _page_query(
+    since_us: int | None, before_seq: int | None, count: int, exclude_agents: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
     args: list[Any] = []
 
     def p(value: Any) -> str:
@@ -193,6 +195,8 @@ def _page_query(since_us: int | None, before_seq: int | None, count: int) -> tup
         where += f" AND recorded >= {p(since_us)}"
     if before_seq is not None:
         where += f" AND seq < {p(before_seq)}"
+    if exclude_agents:
+        where += f" AND agent NOT IN ({', '.join(p(a) for a in exclude_agents)})"
     return (
         f"SELECT {_EVENT_COLUMNS} FROM audit_events WHERE {where} ORDER BY seq DESC LIMIT {int(count) + 1}",
         args,
@@ -473,9 +477,15 @@ class SqliteAuditLog:
         return _record(row) if row else None
 
     async def list_for_patient(
-        self, patient_id: str, *, since_us: int | None = None, count: int = 50, cursor: str | None = None
+        self,
+        patient_id: str,
+        *,
+        since_us: int | None = None,
+        count: int = 50,
+        cursor: str | None = None,
+        exclude_agents: Sequence[str] = (),
     ) -> AuditPage:
-        text, args = _page_query(since_us, decode_cursor(cursor), count)
+        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents)
         args[0] = patient_id.removeprefix("Patient/")
         rows = self._reader.execute(_sqlite(text), args).fetchall()
         return page_of([_record(r) for r in rows], count)
@@ -645,9 +655,15 @@ class PostgresAuditLog:
         return _record(row) if row else None
 
     async def list_for_patient(
-        self, patient_id: str, *, since_us: int | None = None, count: int = 50, cursor: str | None = None
+        self,
+        patient_id: str,
+        *,
+        since_us: int | None = None,
+        count: int = 50,
+        cursor: str | None = None,
+        exclude_agents: Sequence[str] = (),
     ) -> AuditPage:
-        text, args = _page_query(since_us, decode_cursor(cursor), count)
+        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents)
         args[0] = patient_id.removeprefix("Patient/")
         rows = await self.pool.fetch(text, *args)
         return page_of([_record(r) for r in rows], count)

@@ -140,8 +140,10 @@ async def access_history(service: FhirService, request: FhirRequest, patient_id:
     except ValueError as exc:
         raise InvalidRequest("_count must be an integer", expression="_count") from exc
     since = since_of(params.get("_since") or None)
+    # "accesses by others": the caller names the agents to leave out (themselves, those acting for them)
+    excluded = [v for k, v in request.query if k == "exclude-agent" and v][:20]
     page = await service.audit.list_for_patient(
-        patient_id, since_us=since, count=count, cursor=params.get("_cursor")
+        patient_id, since_us=since, count=count, cursor=params.get("_cursor"), exclude_agents=excluded
     )
     base = f"{service.base_url}/Patient/{patient_id}/$access-history"
     kept = [(k, v) for k, v in request.query if k != "_cursor"]

@@ -135,6 +135,11 @@ async def _history_page(
     following = cursor
     names: dict[str, str] = {}
     related = [s.related_id for s in visitor.spaces if s.related_id]
+    if others_only:
+        # left out by the trail itself: the visitor's own reads would otherwise fill the pages
+        params += [
+            ("exclude-agent", ref) for ref in {visitor.actor_ref, *(f"RelatedPerson/{r}" for r in related)}
+        ]
     while True:
         query = [*params, *([("_cursor", following)] if following else [])]
         bundle = await ens.door.operation(
