@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -320,16 +320,26 @@ class FhirService:
     async def flush_audit(self, request: FhirRequest, status: int) -> None:
         """Write the decisions not yet in the trail, durably (before a read's response is sent).
         A granted access whose interaction then failed is recorded with a failure outcome."""
-        pending = request.audit.take()
-        if pending:
-            failure = None if status < 400 else ("8" if status >= 500 else "4")
-            entries = audit_entries(
-                pending,
-                server=self.server,
-                recorded_us=self.clock(),
-                request_id=request.request_id,
-                failure=failure,
-            )
+        await self.flush_audits([(request, status)])
+
+    async def flush_audits(self, answered: Sequence[tuple[FhirRequest, int]]) -> None:
+        """:meth:`flush_audit` for several requests in one durable write (a portal page's)."""
+        entries = []
+        recorded_us = self.clock()
+        for request, status in answered:
+            pending = request.audit.take()
+            if pending:
+                failure = None if status < 400 else ("8" if status >= 500 else "4")
+                entries.extend(
+                    audit_entries(
+                        pending,
+                        server=self.server,
+                        recorded_us=recorded_us,
+                        request_id=request.request_id,
+                        failure=failure,
+                    )
+                )
+        if entries:
             await self.audit.append_now(entries)
 
     # -- helpers ----------------------------------------------------------------------------

@@ -111,6 +111,12 @@ class Ens:
             visitor = await self.auth.citizen(request)
             if visitor is None:
                 return sign_in_redirect(request)
+            # the page's reads (the gate's included) are audited in one durable write, before the
+            # page is returned
+            async with self.door.page():
+                return await serve(request, visitor)
+
+        async def serve(request: Request, visitor: Visitor) -> Response:
             # a section may bar pages (a closed space shows only "Mon espace": web/ens/lifecycle.py)
             gate = self.services.get("gate")
             if gate is not None:

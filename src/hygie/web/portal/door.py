@@ -8,8 +8,10 @@ with a plain French message the page can show.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -57,11 +59,28 @@ def as_json(body: dict[str, Any] | bytes | None) -> dict[str, Any]:
     return decoded
 
 
+# the interactions of the page being built, whose audit is written once, when the page is done
+_PAGE: ContextVar[list[tuple[FhirRequest, int]] | None] = ContextVar("portal_page_audit", default=None)
+
+
 class Door:
     """Reads and writes as the signed-in person, through the access policy and the audit trail."""
 
     def __init__(self, service: FhirService) -> None:
         self.service = service
+
+    @contextlib.asynccontextmanager
+    async def page(self) -> AsyncIterator[None]:
+        """Within the block, the reads' audit records wait and are written in one durable write
+        when it ends — before the page is returned, whether it succeeded or not (writes record
+        theirs in their own transaction, as always). Outside a page, each call writes its own."""
+        batch: list[tuple[FhirRequest, int]] = []
+        token = _PAGE.set(batch)
+        try:
+            yield
+        finally:
+            _PAGE.reset(token)
+            await self.service.flush_audits(batch)
 
     async def call(
         self,
@@ -93,8 +112,12 @@ class Door:
         except FhirError as error:
             failure = error
             response = FhirResponse(error.status, error.outcome())
-        # the trail first, as for the API: no trace, no data
-        await self.service.flush_audit(request, response.status)
+        # the trail first, as for the API: no trace, no data (a page's, once it is built)
+        batch = _PAGE.get()
+        if batch is None:
+            await self.service.flush_audit(request, response.status)
+        else:
+            batch.append((request, response.status))
         if failure is not None:
             raise PortalError(failure.status, french_message(failure.status), str(failure)) from failure
         return response
