@@ -42,7 +42,8 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd calls handle_DATA
+    # aiosmtpd calls handle_DATA
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
         )  # type: ignore[arg-type]
