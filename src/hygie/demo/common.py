@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from hygie.demo.codes import EXT_INSEE_CODE, TRE_R13_COMMUNE
 from hygie.demo.reference import Commune
+from hygie.domain.french import FRENCH_MONTHS
 
 __all__ = [
     "FRENCH_MONTHS",
@@ -28,20 +29,6 @@ __all__ = [
     "utc_offset",
 ]
 
-FRENCH_MONTHS: Final = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 
 # Overseas departments keep a fixed offset all year (no daylight saving time).
 _OVERSEAS_OFFSETS: Final = {"971": -4, "972": -4, "973": -3, "974": 4, "976": 3}

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from hygie.domain.french import FRENCH_MONTHS
 from hygie.domain.relations import REPRESENTATIVE_CODES, SPACE_CATEGORY
 from hygie.fhir.values import date_range
 
@@ -45,20 +46,6 @@ __all__ = [
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 TRE_A03 = "urn:oid:1.2.250.1.213.1.1.4.1"
 
@@ -159,7 +146,7 @@ def french_date(us: int | None) -> str:
     if us is None:
         return ""
     when = _local(us)
-    return f"{when.day}{'er' if when.day == 1 else ''} {_MONTHS[when.month - 1]} {when.year}"
+    return f"{when.day}{'er' if when.day == 1 else ''} {FRENCH_MONTHS[when.month - 1]} {when.year}"
 
 
 def french_datetime(us: int | None) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from hygie.domain.french import FRENCH_MONTHS
 from hygie.domain.identity.nos import TRE_A03_CLASS, TRE_A07_VISIBILITY, nos
 from hygie.domain.policy import HIDDEN_FROM_PATIENT, MASKED_FROM_PROFESSIONALS
 
@@ -151,21 +152,6 @@ PATIENT_TYPES: tuple[PatientType, ...] = (
 )
 _TYPES_BY_KEY = {t.key: t for t in PATIENT_TYPES}
 
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-
 
 def fr_date(value: str | date | None) -> str:
     """ "12 avril 2025" from an ISO date or dateTime (its date part), "" when unreadable."""
@@ -174,7 +160,7 @@ def fr_date(value: str | date | None) -> str:
     day = value if isinstance(value, date) else _iso_day(value)
     if day is None:
         return str(value)[:10] if isinstance(value, str) and len(value) >= 4 else ""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{day.day} {FRENCH_MONTHS[day.month - 1]} {day.year}"
 
 
 def fr_size(size: int | None) -> str:
