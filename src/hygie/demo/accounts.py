@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -42,6 +44,17 @@ class DemoLogin:
 
 def _ascii(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if c.isascii()).lower().replace(" ", "-")
+
+
+async def operator_call(
+    service: FhirService, method: str, path: str, query: Sequence[tuple[str, str]] = (), **kw: Any
+) -> Any:
+    """One FHIR interaction as the demo's operator, audited; its JSON answer (or error outcome)."""
+    request = FhirRequest(method, path, list(query), caller=Caller.operator("hygie demo"), **kw)
+    response = await route(service, request)
+    await service.flush_audit(request, response.status)
+    body = response.body
+    return orjson.loads(body) if isinstance(body, bytes) else orjson.loads(orjson.dumps(body))
 
 
 async def first_resource(

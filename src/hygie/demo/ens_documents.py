@@ -19,18 +19,16 @@ import base64
 import hashlib
 import html
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from hygie.demo.accounts import operator_call
 from hygie.demo.pdf import PdfDocument, render_pdf
 from hygie.domain.access import Caller
 from hygie.domain.ens import documents as rules
 from hygie.domain.identity.nos import TRE_A03_CLASS
-from hygie.fhir.request import FhirRequest
-from hygie.fhir.router import route
 
 if TYPE_CHECKING:
     from hygie.bootstrap import Runtime
@@ -43,20 +41,10 @@ IDENTIFIER = "urn:hygie:demo:ens-documents"
 XHTML = "http://www.w3.org/1999/xhtml"
 
 
-async def _call(
-    service: FhirService, method: str, path: str, query: Sequence[tuple[str, str]] = (), **kw: Any
-) -> Any:
-    request = FhirRequest(method, path, list(query), caller=CALLER, **kw)
-    response = await route(service, request)
-    await service.flush_audit(request, response.status)
-    body = response.body
-    return orjson.loads(body) if isinstance(body, bytes) else orjson.loads(orjson.dumps(body))
-
-
 async def _search(
     service: FhirService, resource_type: str, query: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    bundle = await _call(service, "GET", resource_type, query)
+    bundle = await operator_call(service, "GET", resource_type, query)
     return [
         e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"
     ]
@@ -115,7 +103,7 @@ async def _patient_upload(service: FhirService, patient_id: str, today: date) ->
         document["identifier"] = [{"system": IDENTIFIER, "value": f"{patient_id}:bilan-v{index + 1}"}]
         if index == len(versions) - 1:
             document["identifier"].append({"system": IDENTIFIER, "value": f"{patient_id}:bilan"})
-        answer = await _call(service, "POST", "", resource=bundle)
+        answer = await operator_call(service, "POST", "", resource=bundle)
         location = next(
             e["response"]["location"]
             for e in answer["entry"]
@@ -123,7 +111,7 @@ async def _patient_upload(service: FhirService, patient_id: str, today: date) ->
             and e["response"]["location"].endswith("/_history/1")
         )
         new_id = location.split("/DocumentReference/")[1].split("/")[0]
-        previous = await _call(service, "GET", f"DocumentReference/{new_id}")
+        previous = await operator_call(service, "GET", f"DocumentReference/{new_id}")
 
 
 def _texts(resources: list[dict[str, Any]], *paths: str) -> list[str]:
@@ -267,7 +255,7 @@ async def _summary(service: FhirService, patient_id: str, practitioner_id: str, 
             },
         ],
     }
-    await _call(service, "POST", "", resource=bundle)
+    await operator_call(service, "POST", "", resource=bundle)
 
 
 async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | None) -> None:

@@ -16,16 +16,11 @@ existing accounts are linked again (which changes nothing).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from hygie.auth.accounts import AccountService, DuplicateLogin
-from hygie.demo.accounts import DEMO_PASSWORD, DemoLogin
+from hygie.demo.accounts import DEMO_PASSWORD, DemoLogin, operator_call
 from hygie.domain.access import Caller
-from hygie.fhir.request import FhirRequest
-from hygie.fhir.router import route
 
 if TYPE_CHECKING:
     from hygie.bootstrap import Runtime
@@ -44,18 +39,8 @@ PARENTS = (
 )
 
 
-async def _call(
-    service: FhirService, method: str, path: str, query: Sequence[tuple[str, str]] = (), **kw: Any
-) -> Any:
-    request = FhirRequest(method, path, list(query), caller=CALLER, **kw)
-    response = await route(service, request)
-    await service.flush_audit(request, response.status)
-    body = response.body
-    return orjson.loads(body) if isinstance(body, bytes) else orjson.loads(orjson.dumps(body))
-
-
 async def _find(service: FhirService, rtype: str, patient_id: str, key: str) -> dict[str, Any] | None:
-    bundle = await _call(
+    bundle = await operator_call(
         service, "GET", rtype, [("patient", patient_id), ("identifier", f"{IDENTIFIER}|{patient_id}:{key}")]
     )
     entries = [
@@ -70,7 +55,7 @@ async def parents_of(service: FhirService, patient_id: str) -> list[tuple[str, s
     for login, given, code, gender, phone in PARENTS:
         found = await _find(service, "RelatedPerson", patient_id, login)
         if found is None:
-            found = await _call(
+            found = await operator_call(
                 service,
                 "POST",
                 "RelatedPerson",
@@ -104,7 +89,7 @@ async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | No
     await parents_of(service, patient_id)
     if practitioner_id is None or await _find(service, "CareTeam", patient_id, "suivi-pediatrique"):
         return
-    await _call(
+    await operator_call(
         service,
         "POST",
         "CareTeam",

@@ -16,17 +16,13 @@ Idempotent: a second run finds the trusted person and adds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from hygie.demo.accounts import operator_call
 from hygie.domain.access import Caller
 from hygie.domain.ens import carnet, profile
 from hygie.domain.relations import TRUSTED_PERSON_CODE
-from hygie.fhir.request import FhirRequest
-from hygie.fhir.router import route
 
 if TYPE_CHECKING:
     from hygie.bootstrap import Runtime
@@ -39,24 +35,14 @@ NOW = "2026-01-15T10:00:00+01:00"
 TODAY = date(2026, 1, 15)
 
 
-async def _call(
-    service: FhirService, method: str, path: str, query: Sequence[tuple[str, str]] = (), **kw: Any
-) -> Any:
-    request = FhirRequest(method, path, list(query), caller=CALLER, **kw)
-    response = await route(service, request)
-    await service.flush_audit(request, response.status)
-    body = response.body
-    return orjson.loads(body) if isinstance(body, bytes) else orjson.loads(orjson.dumps(body))
-
-
 async def _create(service: FhirService, resource: dict[str, Any]) -> None:
-    await _call(service, "POST", resource["resourceType"], resource=resource)
+    await operator_call(service, "POST", resource["resourceType"], resource=resource)
 
 
 async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | None) -> None:
     service = runtime.service
     patient_ref = f"Patient/{patient_id}"
-    bundle = await _call(service, "GET", "RelatedPerson", [("patient", patient_id)])
+    bundle = await operator_call(service, "GET", "RelatedPerson", [("patient", patient_id)])
     for entry in bundle.get("entry", []):
         codes = {
             c.get("code")
