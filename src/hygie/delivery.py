@@ -39,6 +39,7 @@ from hygie.fhir.search import parse_search
 if TYPE_CHECKING:
     from hygie.bootstrap import Runtime
     from hygie.config import Settings
+    from hygie.ports import StoredResource
 
 __all__ = ["DeliveryWorker", "running", "senders_from"]
 
@@ -106,22 +107,9 @@ class DeliveryWorker:
         kv, outbox = self.runtime.kv, self.runtime.outbox
         assert outbox is not None
         now = self.clock()
-        cursor = await kv.get(_CURSOR_KIND, "communication")
-        since = int(cursor["since"]) if cursor else now - _FIRST_LOOK_US
-        query = parse_search(
-            "Communication",
-            [
-                ("_lastUpdated", f"ge{_iso(since - _OVERLAP_US)}"),
-                ("_sort", "_lastUpdated"),
-                ("_count", str(_PAGE)),
-            ],
-            max_count=_PAGE,
-        )
-        page = await self.runtime.store.search(query, now_us=now)
+        rows, latest = await self._written_since("Communication", now)
         enqueued = 0
-        latest = since
-        for row in page.resources:
-            latest = max(latest, row.last_updated)
+        for row in rows:
             if row.deleted or await kv.get(_DONE_KIND, row.id) is not None:
                 continue
             message = await self.door.read(self.caller, "Communication", row.id)
@@ -140,21 +128,16 @@ class DeliveryWorker:
                     )
                     enqueued += 1
             await kv.put(_DONE_KIND, row.id, {"at": now}, expires_us=now + _DONE_TTL_US)
-        await kv.put(_CURSOR_KIND, "communication", {"since": latest})
+        await kv.put(_CURSOR_KIND, "Communication", {"since": latest})
         return enqueued
 
-    async def watch_thresholds(self) -> int:
-        """Personal thresholds (``domain/ens/vitals_watch.py``) crossed by the Observations written
-        since the last round, whoever wrote them (the person, a professional, an app)."""
-        from hygie.domain.ens.vitals_watch import ThresholdWatch  # noqa: PLC0415
-
-        kv, outbox, accounts = self.runtime.kv, self.runtime.outbox, self.runtime.accounts
-        assert outbox is not None and accounts is not None
-        now = self.clock()
-        cursor = await kv.get(_CURSOR_KIND, "observation")
+    async def _written_since(self, resource_type: str, now: int) -> tuple[list[StoredResource], int]:
+        """The rows of ``resource_type`` written since the last round (ids and times from the
+        ``_lastUpdated`` index, a page at a time), and the time the next round starts from."""
+        cursor = await self.runtime.kv.get(_CURSOR_KIND, resource_type)
         since = int(cursor["since"]) if cursor else now - _FIRST_LOOK_US
         query = parse_search(
-            "Observation",
+            resource_type,
             [
                 ("_lastUpdated", f"ge{_iso(since - _OVERLAP_US)}"),
                 ("_sort", "_lastUpdated"),
@@ -163,11 +146,20 @@ class DeliveryWorker:
             max_count=_PAGE,
         )
         page = await self.runtime.store.search(query, now_us=now)
-        patients = [row.patient for row in page.resources if row.patient]
-        latest = max([since, *(row.last_updated for row in page.resources)])
+        return page.resources, max([since, *(row.last_updated for row in page.resources)])
+
+    async def watch_thresholds(self) -> int:
+        """Personal thresholds (``domain/ens/vitals_watch.py``) crossed by the Observations written
+        since the last round, whoever wrote them (the person, a professional, an app)."""
+        from hygie.domain.ens.vitals_watch import ThresholdWatch  # noqa: PLC0415
+
+        kv, outbox, accounts = self.runtime.kv, self.runtime.outbox, self.runtime.accounts
+        assert outbox is not None and accounts is not None
+        rows, latest = await self._written_since("Observation", self.clock())
+        patients = [row.patient for row in rows if row.patient]
         watch = ThresholdWatch(self.door, kv, outbox, accounts, self.clock)
         crossed = await watch.sweep(self.caller, patients)
-        await kv.put(_CURSOR_KIND, "observation", {"since": latest})
+        await kv.put(_CURSOR_KIND, "Observation", {"since": latest})
         return crossed
 
     async def deliver(self) -> tuple[int, int]:

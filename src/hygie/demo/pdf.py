@@ -18,29 +18,11 @@ from datetime import datetime
 
 from fpdf import FPDF
 
+from hygie.domain.french import to_latin1
+
 __all__ = ["PdfDocument", "render_pdf", "to_latin1"]
 
-_REPLACEMENTS = str.maketrans(
-    {
-        "’": "'",
-        "‘": "'",
-        "“": '"',
-        "”": '"',
-        "–": "-",
-        "—": "-",
-        "…": "...",
-        "œ": "oe",
-        "Œ": "OE",
-        "\u202f": " ",
-        "\u2009": " ",
-    }
-)
 _WRAP = 100  # characters per line at 10 pt Helvetica on an A4 page with 15 mm margins
-
-
-def to_latin1(text: str) -> str:
-    """``text`` restricted to Latin-1: typographic characters mapped, anything else as ``?``."""
-    return text.translate(_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
 
 
 @dataclass(slots=True)

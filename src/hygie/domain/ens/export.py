@@ -21,32 +21,12 @@ from typing import Any
 from fpdf import FPDF
 
 from hygie.domain.ens.controls import french_date, french_datetime, parse_us
+from hygie.domain.french import to_latin1
 
 __all__ = ["Summary", "binary_ids", "export_bundle", "render_summary", "summary_of", "to_latin1"]
 
-_REPLACEMENTS = str.maketrans(
-    {
-        "’": "'",
-        "‘": "'",
-        "“": '"',
-        "”": '"',
-        "–": "-",
-        "—": "-",
-        "…": "...",
-        "œ": "oe",
-        "Œ": "OE",
-        "\u202f": " ",
-        "\u2009": " ",
-        "\u00a0": " ",
-    }
-)
 _WRAP = 95
 VITAL_SIGNS = "vital-signs"
-
-
-def to_latin1(text: str) -> str:
-    """``text`` in what the core PDF fonts print: typographic characters mapped, others ``?``."""
-    return text.translate(_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
 
 
 def _key(resource: dict[str, Any]) -> tuple[str, str]:
