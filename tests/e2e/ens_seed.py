@@ -212,3 +212,33 @@ def doctor_reads(hygie: LiveHygie, patient_id: str, *documents: str) -> str:
     for doc in documents:
         assert httpx.get(f"{hygie.fhir}/DocumentReference/{doc}", headers=headers).status_code == 200
     return str(doctor)
+
+
+def deny_consent(hygie: LiveHygie, patient_id: str, actor_ref: str, role: str) -> str:
+    """The patient's privacy Consent denying ``actor_ref`` (a blocked professional, or a parent
+    kept from an adolescent's documents)."""
+    return str(
+        hygie.call(
+            create_resource(
+                hygie.runtime,
+                {
+                    "resourceType": "Consent",
+                    "status": "active",
+                    "scope": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                "code": "patient-privacy",
+                            }
+                        ]
+                    },
+                    "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                    "patient": {"reference": f"Patient/{patient_id}"},
+                    "provision": {
+                        "type": "deny",
+                        "actor": [{"role": {"text": role}, "reference": {"reference": actor_ref}}],
+                    },
+                },
+            )
+        )
+    )

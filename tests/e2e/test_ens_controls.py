@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from ens_seed import deny_consent
 
 from bearer_tokens import bearer
 from browser import assert_accessible, fill_sign_in, screenshots_dir
@@ -316,33 +317,8 @@ def test_a_connected_app_is_listed_in_plain_words_and_revoked_at_once(
 
 def test_another_persons_ids_give_nothing(page: Any, hygie: LiveHygie, citizen: Citizen) -> None:
     other = new_citizen(hygie, family="AUTRE", given="Zoé")
-    consent = hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "Consent",
-                "status": "active",
-                "scope": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                            "code": "patient-privacy",
-                        }
-                    ]
-                },
-                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-                "patient": {"reference": f"Patient/{other.patient_id}"},
-                "provision": {
-                    "type": "deny",
-                    "actor": [
-                        {
-                            "role": {"text": "professionnel bloqué"},
-                            "reference": {"reference": f"Practitioner/{hygie.practitioner}"},
-                        }
-                    ],
-                },
-            },
-        )
+    consent = deny_consent(
+        hygie, other.patient_id, f"Practitioner/{hygie.practitioner}", "professionnel bloqué"
     )
     assert pro_reads(hygie, hygie.practitioner, other.patient_id) == 404
     sign_in_at(page, hygie, citizen, "/ens/controles")

@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 import pytest
-from ens_seed import doctor_reads, text_document
+from ens_seed import deny_consent, doctor_reads, text_document
 from pypdf import PdfReader
 
 from browser import assert_accessible, fill_sign_in, screenshots_dir
-from conftest import create_resource
 
 LiveHygie = Family = Citizen = Any
 
@@ -112,34 +111,7 @@ def test_the_adolescent_keeps_her_documents_from_one_parent(
     parent no longer sees any of her documents; the other parent still does."""
     child = family.child.patient_id
     report = text_document(hygie, child, "Compte rendu de consultation")
-    hygie.call(
-        create_resource(
-            hygie.runtime,
-            {
-                "resourceType": "Consent",
-                "status": "active",
-                "scope": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                            "code": "patient-privacy",
-                        }
-                    ]
-                },
-                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-                "patient": {"reference": f"Patient/{child}"},
-                "provision": {
-                    "type": "deny",
-                    "actor": [
-                        {
-                            "role": {"text": "représentant légal"},
-                            "reference": {"reference": f"RelatedPerson/{family.related_ids[1]}"},
-                        }
-                    ],
-                },
-            },
-        )
-    )
+    deny_consent(hygie, child, f"RelatedPerson/{family.related_ids[1]}", "représentant légal")
     doctor_reads(hygie, child, report)
     mother, father = family.parents
     open_child_space(page, hygie, father, child)
