@@ -311,7 +311,7 @@ def test_filters_and_pages(page: Any, hygie: LiveHygie, citizen: Citizen) -> Non
     assert page.locator("#table-documents tbody tr").count() == 20
     assert "Résultat à annoncer" not in page.locator("main").inner_text()
     page.get_by_role("link", name="Page suivante").click()
-    assert page.locator("#table-documents tbody tr").count() == 4
+    expect(page.locator("#table-documents tbody tr")).to_have_count(4)
     assert_accessible(page, "second page")
     response = page.goto(f"{hygie.base}/ens/documents/{hidden}")
     assert response is not None and response.status == 404
@@ -319,18 +319,18 @@ def test_filters_and_pages(page: Any, hygie: LiveHygie, citizen: Citizen) -> Non
     page.goto(f"{hygie.base}/ens/documents")
     page.fill("#q", "echographie")  # without its accent
     page.get_by_role("button", name="Afficher").click()
-    assert "1 document correspondant" in page.locator("h2#resultats").inner_text()
+    expect(page.locator("h2#resultats")).to_contain_text("1 document correspondant")
     page.select_option("#categorie", "42")
     page.fill("#q", "")
     page.fill("#du", "2025-03-01")
     page.fill("#au", "2025-03-31")
     page.get_by_role("button", name="Afficher").click()
     rows = page.locator("#table-documents tbody tr")
-    assert rows.count() >= 1
+    expect(rows).to_have_count(2)  # the prescriptions dated 3 and 15 March
     assert all("mars 2025" in rows.nth(i).inner_text() for i in range(rows.count()))
     page.select_option("#source", "moi")
     page.get_by_role("button", name="Afficher").click()
-    assert "Aucun document" in page.locator("h2#resultats").inner_text()
+    expect(page.locator("h2#resultats")).to_contain_text("Aucun document")
     assert_accessible(page, "no match")
     page.goto(f"{hygie.base}/ens/documents?du=2025-05-01&au=2025-01-01")
     assert "après la date de début" in page.locator("#au-erreur").inner_text()
@@ -371,12 +371,12 @@ def test_a_structured_document_is_shown_section_by_section(
     sign_in_at(page, hygie, citizen, "/ens/documents")
     assert "2 documents" in page.locator("h2#resultats").inner_text()  # the former version is not listed
     page.get_by_role("link", name="Volet de synthèse médicale").click()
-    assert page.locator("h2", has_text="Contenu du document").count() == 1
+    expect(page.locator("h2", has_text="Contenu du document")).to_have_count(1)
     sections = page.locator("main h3").all_inner_texts()
     assert "Allergies et intolérances" in sections and "Traitements au long cours" in sections
     assert "Document structuré (FHIR)" in page.locator("main").inner_text()
     assert_accessible(page, "structured document")
     page.goto(f"{hygie.base}/ens/documents")
     page.get_by_role("link", name="Bilan sanguin (avec la page 2)").click()
-    assert page.locator("#table-versions tbody tr").count() == 2
+    expect(page.locator("#table-versions tbody tr")).to_have_count(2)
     assert_accessible(page, "demo document with versions")
