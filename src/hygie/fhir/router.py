@@ -6,6 +6,7 @@ a transaction the store transaction ``tx`` is passed down so that every entry jo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["route"]
 
-# (type, operation) -> (HTTP method, handler(service, request, id))
-_TRUST_OPERATIONS = {
+TypeOperation = Callable[["FhirService", FhirRequest], Awaitable[FhirResponse]]
+
+# operations on an instance: (type, operation) -> (HTTP method, handler(service, request, id))
+_INSTANCE_OPERATIONS = {
     ("Patient", "$access-history"): ("GET", trust.access_history),
     ("Patient", "$break-glass"): ("POST", trust.break_glass),
     ("Patient", "$share"): ("POST", trust.share),
@@ -31,6 +34,8 @@ _TRUST_OPERATIONS = {
     ("DocumentReference", "$mask"): ("POST", masking.mask),
     ("DocumentReference", "$unmask"): ("POST", masking.unmask),
 }
+# operations on a type: (type, operation) -> (HTTP methods, handler(service, request))
+_TYPE_OPERATIONS: dict[tuple[str, str], tuple[tuple[str, ...], TypeOperation]] = {}
 
 
 def _not_allowed(method: str, path: str) -> NotSupported:
@@ -112,6 +117,11 @@ async def route(
         if method != "GET":
             raise _not_allowed(method, request.path)
         return await searching.history(service, request, rtype, None)
+    if n == 2 and (rtype, second) in _TYPE_OPERATIONS:
+        methods, type_operation = _TYPE_OPERATIONS[(rtype, second)]
+        if method not in methods:
+            raise _not_allowed(method, request.path)
+        return await type_operation(service, request)
     if second.startswith("$"):
         raise NotSupported(f"operation {second} is not supported on {rtype}")
     rid = second
@@ -126,8 +136,8 @@ async def route(
             return await service.delete(request, rtype, rid, tx)
         raise _not_allowed(method, request.path)
     third = segments[2]
-    if n == 3 and (rtype, third) in _TRUST_OPERATIONS:
-        allowed, operation = _TRUST_OPERATIONS[(rtype, third)]
+    if n == 3 and (rtype, third) in _INSTANCE_OPERATIONS:
+        allowed, operation = _INSTANCE_OPERATIONS[(rtype, third)]
         if method != allowed:
             raise _not_allowed(method, request.path)
         return await operation(service, request, rid)
