@@ -50,5 +50,42 @@ async def test_0004_files_stored_binaries_in_the_record_their_security_context_n
     assert filed == ["", patient_id]  # the one without a securityContext stays outside
     history = [row[0] for row in db.execute("SELECT patient FROM history WHERE res_type = 'Binary'")]
     assert sorted(p or "" for p in history) == ["", patient_id]
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
+    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] >= "0004"  # and later ones
     db.close()
+
+
+async def test_0005_indexes_the_positions_of_stored_locations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hygie.sqlite3'}"
+    settings = load_settings(data_dir=tmp_path, database_url=url)
+    runtime = await open_runtime(settings)
+    operator = Caller.operator("tests")
+    try:
+        for name, position in (("Lyon", {"latitude": 45.764, "longitude": 4.8357}), ("Sans position", None)):
+            location: dict[str, object] = {"resourceType": "Location", "name": name}
+            if position:
+                location["position"] = position
+            answer = await route(
+                runtime.service, FhirRequest("POST", "Location", resource=location, caller=operator)
+            )
+            assert answer.status == 201
+    finally:
+        await runtime.close()
+    db = sqlite3.connect(tmp_path / "hygie.sqlite3")
+    # as a database written before 0005 holds them: no geographic index at all
+    with db:
+        db.execute("DROP TABLE idx_geo")
+        db.execute("UPDATE alembic_version SET version_num = '0004'")
+    migrate(url)
+    rows = db.execute("SELECT res_type, param, round(lat, 4), round(lng, 4) FROM idx_geo").fetchall()
+    assert rows == [("Location", "near", 45.764, 4.8357)]
+    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
+    db.close()
+    runtime = await open_runtime(settings)
+    try:
+        found = await route(
+            runtime.service,
+            FhirRequest("GET", "Location", [("near", "45.75|4.85|5|km")], caller=operator),
+        )
+        assert found.status == 200
+    finally:
+        await runtime.close()

@@ -2,7 +2,8 @@
 
 It is built from the same registries the server runs on (resource types from the
 StructureDefinitions, search parameters from the SearchParameter definitions, with the
-``special`` ones left out because they are not implemented), so it cannot drift.
+``special`` ones left out because they are not implemented — all but ``Location.near``), so it
+cannot drift.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ _INTERACTIONS = [
 def _search_params(rtype: str) -> list[dict[str, Any]]:
     out = []
     for code, sp in sorted(search_params(rtype).items()):
-        if sp.type == "special" or code in ("_text", "_content", "_query", "_list", "_filter"):
+        unsupported = sp.type == "special" and code != "near"
+        if unsupported or code in ("_text", "_content", "_query", "_list", "_filter"):
             continue
         item: dict[str, Any] = {"name": code, "type": sp.type}
         if sp.url:

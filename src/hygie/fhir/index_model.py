@@ -21,6 +21,11 @@ Conventions shared by the indexer, the search planner and the stores:
 * A reference row is ``(param, target_type, target_id, url)``: a relative or absolute literal
   reference to a FHIR resource fills type and id (and ``url`` with the absolute form when the
   reference was absolute); a canonical or other URL only fills ``url``.
+* A geographic row (``Location.position``, the ``near`` parameter) keeps latitude and longitude in
+  WGS84 degrees and the same position as a point of the unit sphere (``x, y, z``): the store
+  narrows candidates with a latitude/longitude box on an ordinary index, then tests and orders
+  by the squared chord to the searched point, which is exact and needs no trigonometry in SQL
+  (``domain/geo.py``).
 * Quantities keep the value as written (``float``) with system, code and unit text; a canonical
   form (UCUM base unit) is added in ``canonical_*`` when the unit is convertible.
 """
@@ -34,6 +39,7 @@ __all__ = [
     "DATE_MIN",
     "CompositeRow",
     "DateRow",
+    "GeoRow",
     "IndexEntries",
     "NumberRow",
     "QuantityRow",
@@ -61,6 +67,8 @@ QuantityRow = tuple[str, float, str | None, str | None, str | None, float | None
 NumberRow = tuple[str, float]
 # (param, value)
 UriRow = tuple[str, str]
+# (param, lat, lng, x, y, z)
+GeoRow = tuple[str, float, float, float, float, float]
 # (kind, patient, actor, categories (comma-separated) or None, expires µs or None)
 RelationRow = tuple[str, str, str, str | None, int | None]
 # (param, system1, code1, system2, code2, number2, low2, high2, string2)
@@ -83,6 +91,7 @@ class IndexEntries:
     numbers: list[NumberRow] = field(default_factory=list)
     uris: list[UriRow] = field(default_factory=list)
     composites: list[CompositeRow] = field(default_factory=list)
+    geo: list[GeoRow] = field(default_factory=list)
     # access relations the resource establishes (domain/relations.py; ADR 0007)
     relations: list[RelationRow] = field(default_factory=list)
     # Patient ids of every patient compartment the resource is in (first = partition key).

@@ -10,10 +10,12 @@ nodes whose type is not known statically are dispatched on their JSON shape.
 String rows of the ``phonetic`` parameters hold, per name part, both its phonetic key
 (:func:`hygie.fhir.values.phonetic`) and its plain normalised form.
 
-Not indexed: ``_text`` / ``_content`` / ``_query`` (no expression), ``special`` parameters
-(``Location.near``), Range and SampledData values of quantity parameters, and composites with
-more than two components or whose second component is a reference (the row format has no place
-for them).
+``Location.near`` (the one ``special`` parameter of R4) is indexed as geographic rows: the
+position's latitude and longitude and its point on the unit sphere (``index_model``).
+
+Not indexed: ``_text`` / ``_content`` / ``_query`` (no expression), Range and SampledData values
+of quantity parameters, and composites with more than two components or whose second component
+is a reference (the row format has no place for them).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hygie.domain.geo import unit_vector
 from hygie.fhir import definitions
 from hygie.fhir.fhirpath import Evaluator, TypedBranch
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN, CompositeRow, IndexEntries
@@ -473,6 +476,27 @@ def _uri_handler(fhir_type: str | None) -> Handler:
     return uri
 
 
+def _coordinate(value: Any, limit: float) -> float | None:
+    """A latitude or longitude in degrees, ``None`` when it is not a number within ``±limit``."""
+    if type(value) not in (int, float) or not -limit <= value <= limit:
+        return None
+    return float(value)
+
+
+def _geo_handler(fhir_type: str | None) -> Handler:
+    """Geographic rows of a ``Location.position`` (a position out of range is not indexed)."""
+
+    def position(code: str, node: Any, out: IndexEntries) -> None:
+        if type(node) is not dict:
+            return
+        lat, lng = _coordinate(node.get("latitude"), 90.0), _coordinate(node.get("longitude"), 180.0)
+        if lat is None or lng is None:
+            return
+        out.geo.append((code, lat, lng, *unit_vector(lat, lng)))
+
+    return position
+
+
 def _handler(param: SearchParam, fhir_type: str | None) -> Handler | None:
     """The row builder for one parameter and one static node type (``None``: nothing to index)."""
     kind = param.type
@@ -490,6 +514,8 @@ def _handler(param: SearchParam, fhir_type: str | None) -> Handler | None:
         return _number_handler(fhir_type)
     if kind == "uri":
         return _uri_handler(fhir_type)
+    if kind == "special" and param.code == "near":
+        return _geo_handler(fhir_type)
     return None
 
 
@@ -651,6 +677,7 @@ def extract_index(resource: dict[str, Any]) -> IndexEntries:
     out.numbers = _dedupe(out.numbers)
     out.uris = _dedupe(out.uris)
     out.composites = _dedupe(out.composites)
+    out.geo = _dedupe(out.geo)
 
     compartments: list[str] = []
     if resource_type == "Patient" and type(resource.get("id")) is str:

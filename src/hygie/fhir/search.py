@@ -12,15 +12,22 @@ Shapes:
   criteria are ANDed;
 * a chained criterion (``subject:Patient.name=x``) carries the target type and a nested
   criterion evaluated on the referenced resources; ``_has`` is its reverse;
-* :class:`SearchQuery` also carries the result controls (``_count``, ``_sort``, ``_include``…).
+* :class:`SearchQuery` also carries the result controls (``_count``, ``_sort``, ``_include``…);
+* ``Location?near=lat|lng|distance|units`` (R4's one ``special`` parameter) is a geographic
+  criterion (:class:`NearValue`): the locations whose ``position`` is within the distance, and,
+  unless ``_sort`` says otherwise, ordered nearest first (a sort key on the distance, last
+  after an explicit ``_sort``). Units are UCUM ``km`` (the default), ``m`` or ``[mi_i]``;
+  without a distance, :data:`NEAR_DEFAULT_KM`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from hygie.domain.geo import Box, bounding_box, chord2_for_km, unit_vector
 from hygie.fhir import values as fvalues
 from hygie.fhir.definitions import resource_types
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN
@@ -35,6 +42,7 @@ __all__ = [
     "Criterion",
     "DateValue",
     "Include",
+    "NearValue",
     "NumberValue",
     "QuantityValue",
     "ReferenceValue",
@@ -78,7 +86,12 @@ MODIFIERS_BY_TYPE: dict[str, frozenset[str]] = {
     "number": frozenset({"missing"}),
     "uri": frozenset({"missing", "below", "above"}),
     "composite": frozenset({"missing"}),
+    "special": frozenset({"missing"}),
 }
+
+NEAR_DEFAULT_KM = 50.0  # "near" without a distance: the server's discretion (R4)
+# UCUM units of the distance in "near", in kilometres
+NEAR_UNITS: dict[str, float] = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,18 @@ class UriValue:
 
 
 @dataclass(frozen=True, slots=True)
+class NearValue:
+    """A point and a radius: the box an index narrows, then the exact squared-chord test."""
+
+    lat: float
+    lng: float
+    km: float
+    box: Box
+    point: tuple[float, float, float]  # the point on the unit sphere (domain/geo.unit_vector)
+    max_chord2: float  # within ``km`` iff the squared chord to ``point`` is at most this
+
+
+@dataclass(frozen=True, slots=True)
 class CompositeValue:
     first: TokenValue
     second: TokenValue | QuantityValue | DateValue | StringValue
@@ -148,6 +173,7 @@ Value = (
     | QuantityValue
     | UriValue
     | CompositeValue
+    | NearValue
 )
 
 # Columns of the resource row that some criteria filter directly.
@@ -179,6 +205,7 @@ class SortKey:
     param: str
     kind: str  # index kind, or "id" / "lastUpdated"
     descending: bool
+    near: NearValue | None = None  # kind "geo": the distance to this point
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +390,36 @@ def _string(raw: str) -> StringValue:
     return StringValue(fvalues.normalize_string(text), text)
 
 
+def _near(raw: str, name: str) -> NearValue:
+    """``lat|lng[|distance[|units]]`` (WGS84 degrees; distance in UCUM km, m or [mi_i])."""
+    parts = _split_unescaped(raw, "|")
+    if not 2 <= len(parts) <= 4:
+        raise _bad(name, f"{name} must be latitude|longitude|distance|units, got {raw!r}")
+
+    def number(text: str, what: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise _bad(name, f"{name}: the {what} must be a number, got {text!r}") from exc
+        if not math.isfinite(value):
+            raise _bad(name, f"{name}: the {what} must be a finite number, got {text!r}")
+        return value
+
+    lat, lng = number(parts[0], "latitude"), number(parts[1], "longitude")
+    if not -90 <= lat <= 90:
+        raise _bad(name, f"{name}: the latitude must be between -90 and 90, got {parts[0]!r}")
+    if not -180 <= lng <= 180:
+        raise _bad(name, f"{name}: the longitude must be between -180 and 180, got {parts[1]!r}")
+    distance = number(parts[2], "distance") if len(parts) > 2 and parts[2] else None
+    unit = parts[3] if len(parts) > 3 and parts[3] else "km"
+    if unit not in NEAR_UNITS:
+        raise _bad(name, f"{name}: the unit must be km, m or [mi_i] (UCUM), got {unit!r}")
+    if distance is not None and distance < 0:
+        raise _bad(name, f"{name}: the distance must not be negative, got {parts[2]!r}")
+    km = NEAR_DEFAULT_KM if distance is None else distance * NEAR_UNITS[unit]
+    return NearValue(lat, lng, km, bounding_box(lat, lng, km), unit_vector(lat, lng), chord2_for_km(km))
+
+
 def _component_value(
     sp: SearchParam, raw: str, name: str
 ) -> TokenValue | QuantityValue | DateValue | StringValue:
@@ -465,8 +522,21 @@ def _criterion(
         lenient.ignore(name, f"unknown search parameter {code!r} for {resource_type}")
         return None
     if sp.type == "special":
-        lenient.ignore(name, f"search parameter {code!r} (special) is not supported")
-        return None
+        if code != "near":
+            lenient.ignore(name, f"search parameter {code!r} (special) is not supported")
+            return None
+        if modifier == "missing":
+            if raw not in ("true", "false"):
+                raise _bad(name, f"{name} must be true or false")
+            return Criterion(resource_type, code, "geo", modifier="missing", missing=raw == "true")
+        if modifier:
+            raise InvalidRequest(
+                f"modifier :{modifier} is not supported for {code!r}", code="not-supported", expression=name
+            )
+        raw_values = _split_or(raw)
+        if len(raw_values) != 1:
+            raise _bad(name, f"{name} takes one position, got {len(raw_values)}")
+        return Criterion(resource_type, code, "geo", values=[_near(raw_values[0], name)])
     if code == "_lastUpdated":
         if modifier:
             lenient.ignore(name, f"modifier :{modifier} is not supported on _lastUpdated")
@@ -690,6 +760,12 @@ def parse_search(
         if crit is not None:
             query.criteria.append(crit)
             query.used.append((name, raw))
+    near = [c for c in query.criteria if c.kind == "geo" and c.values and c.chain is None]
+    if len(near) > 1:
+        raise _bad("near", "near may be given once")
+    if near and isinstance(near[0].values[0], NearValue):
+        # nearest first; after an explicit _sort, the distance breaks its ties
+        query.sort.append(SortKey(near[0].resource_type, near[0].param, "geo", False, near[0].values[0]))
     query.warnings.extend(lenient.warnings)
     return query
 

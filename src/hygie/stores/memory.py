@@ -32,6 +32,7 @@ from hygie.fhir.search import (
     CompositeValue,
     Criterion,
     DateValue,
+    NearValue,
     NumberValue,
     Prefix,
     QuantityValue,
@@ -65,6 +66,7 @@ _KIND_FIELD = {
     "uri": "uris",
     "composite": "composites",
     "relation": "relations",
+    "geo": "geo",
 }
 
 Row = tuple[Any, ...]  # one index row without its leading param
@@ -259,6 +261,20 @@ def _composite_matches(v: CompositeValue, row: Row, now_us: int) -> bool:
     return string2 is not None and string2.startswith(second.norm)
 
 
+def _chord2(row: Row, point: tuple[float, float, float]) -> float:
+    """``sql._chord2_expr``: the squared chord between a geo row's point and ``point``."""
+    x: float = row[2]
+    y: float = row[3]
+    z: float = row[4]
+    return (x - point[0]) * (x - point[0]) + (y - point[1]) * (y - point[1]) + (z - point[2]) * (z - point[2])
+
+
+def _near_matches(v: NearValue, row: Row) -> bool:
+    """``sql._near_cond``: in the box, then within the distance."""
+    lat, lng = row[0], row[1]
+    return v.box.contains(lat, lng) and _chord2(row, v.point) <= v.max_chord2
+
+
 def _value_matches(crit: Criterion, v: object, row: Row, now_us: int) -> bool:
     if isinstance(v, TokenValue):
         return _token_matches(v, row, crit.modifier)
@@ -276,6 +292,8 @@ def _value_matches(crit: Criterion, v: object, row: Row, now_us: int) -> bool:
         return _uri_matches(v, row, crit.modifier)
     if isinstance(v, CompositeValue):
         return _composite_matches(v, row, now_us)
+    if isinstance(v, NearValue):
+        return _near_matches(v, row)
     raise TypeError(f"unexpected search value {v!r}")
 
 
@@ -490,6 +508,10 @@ def _sort_value(r: _Resource, key: SortKey) -> Any:
         return r.id
     if key.kind == "lastUpdated":
         return r.last_updated
+    if key.kind == "geo" and key.near is not None:
+        point = key.near.point
+        distances = [_chord2(row, point) for row in r.rows("geo", key.param)]
+        return min(distances) if distances else _NUM_MAX
     pick = max if key.descending else min
     if key.kind == "date":
         col = 1 if key.descending else 0

@@ -35,6 +35,7 @@ _ARRAY_TYPES: dict[str, tuple[str, ...]] = {
     "idx_number": ("bigint", "text", "text", "float8"),
     "idx_uri": ("bigint", "text", "text", "text"),
     "idx_relation": ("bigint", "text", "text", "text", "text", "text", "bigint"),
+    "idx_geo": ("bigint", "text", "text", "float8", "float8", "float8", "float8", "float8"),
     "idx_composite": (
         "bigint",
         "text",
@@ -165,7 +166,8 @@ class _PgTransaction:
                 "WITH a AS (DELETE FROM idx_token WHERE rid = $1), b AS (DELETE FROM idx_string WHERE rid = $1), "
                 "c AS (DELETE FROM idx_date WHERE rid = $1), d AS (DELETE FROM idx_reference WHERE rid = $1), "
                 "e AS (DELETE FROM idx_quantity WHERE rid = $1), f AS (DELETE FROM idx_number WHERE rid = $1), "
-                "g AS (DELETE FROM idx_uri WHERE rid = $1), h AS (DELETE FROM idx_relation WHERE rid = $1) "
+                "g AS (DELETE FROM idx_uri WHERE rid = $1), h AS (DELETE FROM idx_relation WHERE rid = $1), "
+                "i AS (DELETE FROM idx_geo WHERE rid = $1) "
                 "DELETE FROM idx_composite WHERE rid = $1",
                 rid,
             )
@@ -236,7 +238,11 @@ class PostgresResourceStore:
 
     async def create_schema(self) -> None:
         async with self.pool.acquire() as conn:
-            for stmt in [*sql.schema_statements(_DIALECT), *sql.relation_schema_statements(_DIALECT)]:
+            for stmt in [
+                *sql.schema_statements(_DIALECT),
+                *sql.relation_schema_statements(_DIALECT),
+                *sql.geo_schema_statements(_DIALECT),
+            ]:
                 await conn.execute(stmt)
 
     async def read(self, resource_type: str, id: str) -> StoredResource | None:

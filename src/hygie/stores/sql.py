@@ -14,11 +14,15 @@ index tables keyed by the resource's internal ``rid``)::
     idx_uri(rid, res_type, param, value)
     idx_composite(rid, res_type, param, system1, code1, system2, code2, number2, low2, high2, string2)
     idx_relation(rid, res_type, param, patient, actor, categories, expires)   -- access relations (ADR 0007)
+    idx_geo(rid, res_type, param, lat, lng, x, y, z)   -- Location.position (near), migration 0005
 
 ``patient`` is the partition key (the first patient compartment of the resource). ``rid`` grows
 with each new resource: it orders results by default and bounds paging snapshots.
 
 The compiler turns a :class:`~hygie.fhir.search.SearchQuery` into one SELECT with keyset paging.
+A ``near`` criterion is a latitude range and one or two longitude ranges on ``idx_geo (res_type,
+param, lat, lng)``, then the exact test on the squared chord between unit-sphere points; its
+sort key is that squared chord (nearest first), plain arithmetic in both dialects.
 Placeholders are produced by a :class:`Params` object, ``?`` for SQLite and ``$n`` for asyncpg.
 """
 
@@ -38,6 +42,7 @@ from hygie.fhir.search import (
     CompositeValue,
     Criterion,
     DateValue,
+    NearValue,
     NumberValue,
     Prefix,
     QuantityValue,
@@ -62,6 +67,7 @@ __all__ = [
     "compile_search",
     "decode_cursor",
     "encode_cursor",
+    "geo_schema_statements",
     "index_rows",
     "schema_statements",
 ]
@@ -77,6 +83,7 @@ INDEX_TABLES: dict[str, tuple[str, ...]] = {
     "idx_uri": ("param", "value"),
     "idx_composite": ("param", "system1", "code1", "system2", "code2", "number2", "low2", "high2", "string2"),
     "idx_relation": ("param", "patient", "actor", "categories", "expires"),
+    "idx_geo": ("param", "lat", "lng", "x", "y", "z"),
 }
 
 _ENTRY_FIELD = {
@@ -89,6 +96,7 @@ _ENTRY_FIELD = {
     "idx_uri": "uris",
     "idx_composite": "composites",
     "idx_relation": "relations",
+    "idx_geo": "geo",
 }
 
 _KIND_TABLE = {
@@ -100,6 +108,7 @@ _KIND_TABLE = {
     "number": "idx_number",
     "uri": "idx_uri",
     "composite": "idx_composite",
+    "geo": "idx_geo",
 }
 
 _STRING_MAX = "\U0010ffff"
@@ -222,6 +231,19 @@ def relation_schema_statements(dialect: str) -> list[str]:
         "CREATE INDEX idx_relation_actor ON idx_relation (actor, param, patient)",
         "CREATE INDEX idx_relation_patient ON idx_relation (patient, param)",
         "CREATE INDEX idx_relation_rid ON idx_relation (rid)",
+    ]
+
+
+def geo_schema_statements(dialect: str) -> list[str]:
+    """The geographic index (``Location.near``), added by migration 0005."""
+    pg = dialect == "postgresql"
+    text = 'TEXT COLLATE "C"' if pg else "TEXT"
+    real = "DOUBLE PRECISION" if pg else "REAL"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS idx_geo (rid BIGINT NOT NULL, res_type {text} NOT NULL, param {text} NOT NULL,
+            lat {real} NOT NULL, lng {real} NOT NULL, x {real} NOT NULL, y {real} NOT NULL, z {real} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS idx_geo_box ON idx_geo (res_type, param, lat, lng)",
+        "CREATE INDEX IF NOT EXISTS idx_geo_rid ON idx_geo (rid, param)",
     ]
 
 
@@ -371,6 +393,26 @@ def _composite_cond(p: Params, v: CompositeValue, alias: str, now_us: int) -> st
     return "(" + " AND ".join(parts) + ")"
 
 
+def _chord2_expr(p: Params, point: tuple[float, float, float], alias: str) -> str:
+    """The squared chord between the row's unit-sphere point and ``point`` (domain/geo.py)."""
+    x, y, z = (p(c) for c in point)  # numbered placeholders: each is bound once, used twice
+    return (
+        f"(({alias}.x - {x}) * ({alias}.x - {x}) + ({alias}.y - {y}) * ({alias}.y - {y}) "
+        f"+ ({alias}.z - {z}) * ({alias}.z - {z}))"
+    )
+
+
+def _near_cond(p: Params, v: NearValue, alias: str) -> str:
+    """Within the box (the index narrows), then within the distance (exact)."""
+    box = v.box
+    lngs = [f"{alias}.lng BETWEEN {p(lo)} AND {p(hi)}" for lo, hi in box.lng_ranges]
+    lng = lngs[0] if len(lngs) == 1 else "(" + " OR ".join(lngs) + ")"
+    return (
+        f"({alias}.lat BETWEEN {p(box.lat_low)} AND {p(box.lat_high)} AND {lng} "
+        f"AND {_chord2_expr(p, v.point, alias)} <= {p(v.max_chord2)})"
+    )
+
+
 def _value_cond(p: Params, crit: Criterion, v: Any, alias: str, now_us: int) -> str:
     if isinstance(v, TokenValue):
         return _token_cond(p, v, alias, crit.modifier)
@@ -400,6 +442,8 @@ def _value_cond(p: Params, crit: Criterion, v: Any, alias: str, now_us: int) -> 
         return f"{alias}.value = {p(v.value)}"
     if isinstance(v, CompositeValue):
         return _composite_cond(p, v, alias, now_us)
+    if isinstance(v, NearValue):
+        return _near_cond(p, v, alias)
     raise TypeError(f"unexpected search value {v!r}")
 
 
@@ -480,6 +524,12 @@ def _sort_expr(p: Params, key: SortKey, alias: str) -> str:
         return f"{alias}.res_id"
     if key.kind == "lastUpdated":
         return f"{alias}.last_updated"
+    if key.kind == "geo" and key.near is not None:
+        # the distance to the searched point as a squared chord: nearest first, none last
+        return (
+            f"COALESCE((SELECT MIN({_chord2_expr(p, key.near.point, 's')}) FROM idx_geo s "
+            f"WHERE s.rid = {alias}.rid AND s.param = {p(key.param)}), {p(_NUM_MAX)})"
+        )
     agg = "MAX" if key.descending else "MIN"
     if key.kind == "date":
         col = "high" if key.descending else "low"
@@ -554,6 +604,8 @@ def _selectivity(crit: Criterion) -> int:
         return 60 if specific or crit.param.endswith((":identifier", "identifier")) else 30
     if crit.kind == "string":
         return 50 if crit.modifier == "exact" else 40
+    if crit.kind == "geo":
+        return 45  # a box of a few kilometres: a small part of the directory
     if crit.kind in ("uri", "composite", "quantity", "number"):
         return 35
     return 20  # dates: usually wide ranges

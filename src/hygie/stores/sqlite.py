@@ -135,7 +135,11 @@ class SqliteResourceStore:
     def create_schema(self) -> None:
         """Create the tables directly (tests and ``:memory:``; files use Alembic migrations)."""
         with self._writer:
-            for stmt in [*sql.schema_statements(_DIALECT), *sql.relation_schema_statements(_DIALECT)]:
+            for stmt in [
+                *sql.schema_statements(_DIALECT),
+                *sql.relation_schema_statements(_DIALECT),
+                *sql.geo_schema_statements(_DIALECT),
+            ]:
                 self._writer.execute(stmt)
 
     async def read(self, resource_type: str, id: str) -> StoredResource | None:
