@@ -21,6 +21,7 @@ from hygie.domain.break_glass import BreakGlassService
 from hygie.domain.outbox import Outbox
 from hygie.domain.policy import CategoryMatrix
 from hygie.fhir.interactions import FhirService, Limits
+from hygie.fhir.operations.identity import IdentityServices, RegisterFile
 from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
 from hygie.migrate import migrate
@@ -67,6 +68,9 @@ class Runtime:
         self.resolver = PrincipalResolver(self.directory_read, roles=self._roles)
         if self.service.trust is None:
             self.service.trust = TrustServices(self.break_glass, self.kv, clock_us)
+        if self.service.identity is None:
+            register = RegisterFile(self.settings.insi_register_path)
+            self.service.identity = IdentityServices(register, self.outbox, clock_us)
 
     @property
     def audit(self) -> AuditLog:

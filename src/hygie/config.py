@@ -59,10 +59,17 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024  # a document a person adds from the portal
     ens_opt_out_days: int = 42  # after a health space opens, the person may refuse it for this long
     ens_archive_years: int = 10  # a closed space's record is archived (and may reopen) this long
+    # the INSi reference register (JSON, written by `hygie demo`); absent: an empty register
+    insi_register: Path | None = None  # default <data_dir>/insi-register.json
 
     @property
     def fhir_base(self) -> str:
         return self.base_url.rstrip("/") + "/fhir"
+
+    @property
+    def insi_register_path(self) -> Path:
+        """The INSi reference register's file (``HYGIE_INSI_REGISTER``, else in the data folder)."""
+        return self.insi_register or self.data_dir / "insi-register.json"
 
 
 def _blob_key(data_dir: Path) -> bytes:
@@ -126,6 +133,9 @@ def load_settings(**overrides: object) -> Settings:
         max_upload_bytes=_int("HYGIE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
         ens_opt_out_days=_int("HYGIE_ENS_OPT_OUT_DAYS", 42),
         ens_archive_years=_int("HYGIE_ENS_ARCHIVE_YEARS", 10),
+        insi_register=Path(os.environ["HYGIE_INSI_REGISTER"])
+        if os.environ.get("HYGIE_INSI_REGISTER")
+        else None,
     )
     if overrides:
         from dataclasses import replace  # noqa: PLC0415 - only needed for overrides

@@ -34,6 +34,10 @@ _INTERACTIONS = [
 ]
 
 
+# Hygie's own operations (documented in docs/fhir/): their OperationDefinition canonical URLs
+_HYGIE_OPERATIONS = "https://hygie.example/fhir/OperationDefinition/"
+
+
 def _search_params(rtype: str) -> list[dict[str, Any]]:
     out = []
     for code, sp in sorted(search_params(rtype).items()):
@@ -88,7 +92,12 @@ def _resources() -> tuple[dict[str, Any], ...]:
                 {
                     "name": "everything",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
-                }
+                },
+                # identification and entering the care relationship (fhir/operations/identity.py)
+                *(
+                    {"name": name, "definition": f"{_HYGIE_OPERATIONS}Patient-{name}"}
+                    for name in ("identify", "identity-check", "declare-care")
+                ),
             ]
         out.append(entry)
     return tuple(out)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from hygie.fhir import bundles, capability, searching
-from hygie.fhir.operations import everything, masking, trust
+from hygie.fhir.operations import everything, identity, masking, trust
 from hygie.fhir.operations import messaging as messaging_ops
 from hygie.fhir.outcome import InvalidRequest, NotFound, NotSupported
 from hygie.fhir.request import FhirRequest, FhirResponse
@@ -29,13 +29,17 @@ _INSTANCE_OPERATIONS = {
     ("Patient", "$access-history"): ("GET", trust.access_history),
     ("Patient", "$break-glass"): ("POST", trust.break_glass),
     ("Patient", "$share"): ("POST", trust.share),
+    ("Patient", "$identity-check"): ("POST", identity.identity_check),
+    ("Patient", "$declare-care"): ("POST", identity.declare_care),
     ("AuditEvent", "$dispute"): ("POST", trust.dispute),
     ("Communication", "$mark-received"): ("POST", messaging_ops.mark_received),
     ("DocumentReference", "$mask"): ("POST", masking.mask),
     ("DocumentReference", "$unmask"): ("POST", masking.unmask),
 }
 # operations on a type: (type, operation) -> (HTTP methods, handler(service, request))
-_TYPE_OPERATIONS: dict[tuple[str, str], tuple[tuple[str, ...], TypeOperation]] = {}
+_TYPE_OPERATIONS: dict[tuple[str, str], tuple[tuple[str, ...], TypeOperation]] = {
+    ("Patient", "$identify"): (("POST",), identity.identify),
+}
 
 
 def _not_allowed(method: str, path: str) -> NotSupported:
