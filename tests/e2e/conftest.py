@@ -229,6 +229,19 @@ def _seed(live: LiveHygie, app_origin: str) -> None:
                     }
                 ],
                 "name": [{"family": "BERNARD", "given": ["Paul"], "prefix": ["Dr"]}],
+                # a doctor (TRE_G15 10): the profession × document-class matrix opens every class
+                "qualification": [
+                    {
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": "https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante",
+                                    "code": "10",
+                                }
+                            ]
+                        }
+                    }
+                ],
             },
         )
     )

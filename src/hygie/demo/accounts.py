@@ -120,4 +120,8 @@ async def create_demo_accounts(service: FhirService, accounts: AccountService) -
 
                     uri = pyotp.TOTP(existing.totp_secret).provisioning_uri(name=login, issuer_name="Hygie")
             logins.append(DemoLogin(login, "professional", f"{who}, médecin traitant", uri))
+            from hygie.demo.bsp import colleague_accounts  # noqa: PLC0415
+
+            for colleague, colleague_who, colleague_uri in await colleague_accounts(service, accounts, gp_id):
+                logins.append(DemoLogin(colleague, "professional", colleague_who, colleague_uri))
     return logins + family

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["FRENCH_MONTHS", "to_latin1"]
+__all__ = ["FRENCH_MONTHS", "fr_day", "to_latin1"]
+
+_ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 
 FRENCH_MONTHS: Final = (
     "janvier",
@@ -43,3 +46,14 @@ _REPLACEMENTS = str.maketrans(
 def to_latin1(text: str) -> str:
     """``text`` in what the core PDF fonts print: typographic characters mapped, others ``?``."""
     return text.translate(_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
+
+
+def fr_day(value: object) -> str:
+    """ "12/04/1985" from an ISO date or dateTime (its date part as written); the input unchanged
+    when it is not one (a partial date "1985-04" stays as written)."""
+    text = "" if value is None else str(value)
+    found = _ISO_DAY.match(text)
+    if found is None:
+        return text
+    year, month, day = found.groups()
+    return f"{day}/{month}/{year}"

@@ -27,6 +27,7 @@ from hygie import delivery
 from hygie.auth.federation import providers_from_env
 from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
+from hygie.web.bsp import bsp_routes
 from hygie.web.ens import ens_routes
 from hygie.web.federation import federation_routes
 from hygie.web.fhir_api import FhirApi, Receive, Scope, Send
@@ -64,6 +65,7 @@ def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRout
         *oauth.routes(),
         *federation_routes(runtime, providers),
         *ens_routes(runtime, oauth),
+        *bsp_routes(runtime, oauth),
         Route("/fhir", fhir),
         Mount("/fhir", app=fhir),
     ]

@@ -39,7 +39,7 @@ from hygie.web.pages import render
 __all__ = ["HOME_OF", "OAuthWeb", "SessionData", "local_path", "scope_label"]
 
 # where a person lands after signing in, by kind of account
-HOME_OF = {"citizen": "/ens"}
+HOME_OF = {"citizen": "/ens", "professional": "/bsp"}
 
 
 def local_path(value: str) -> str:

@@ -22,12 +22,18 @@ _DSFR = Path("node_modules") / "@gouvfr" / "dsfr" / "dist"
 
 @functools.cache
 def _env() -> Environment:
-    return Environment(
+    from hygie.domain.ens.documents import fr_date  # noqa: PLC0415
+    from hygie.domain.french import fr_day  # noqa: PLC0415
+
+    env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["fr_day"] = fr_day  # 12/04/1985
+    env.filters["fr_date"] = fr_date  # 12 avril 1985
+    return env
 
 
 def render(

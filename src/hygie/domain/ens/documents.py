@@ -52,6 +52,7 @@ __all__ = [
     "UploadDraft",
     "check_file",
     "deletion_bundle",
+    "document_transaction",
     "fr_date",
     "fr_size",
     "page_of",
@@ -681,18 +682,38 @@ def upload_bundle(
     now_instant: str,
     replaces: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One transaction: the content (Binary), its DocumentReference and, for a new version, the
-    previous one marked ``superseded`` (only if nobody changed it meanwhile: ``ifMatch``)."""
-    binary_urn, document_urn = _urn(), _urn()
-    binary = {
-        "resourceType": "Binary",
-        "contentType": draft.file.content_type,
-        "securityContext": {"reference": patient_ref},
-        "data": base64.b64encode(draft.file.data).decode("ascii"),
-    }
+    """The person's upload as one transaction (see :func:`document_transaction`)."""
     document = new_document(
-        draft, patient_ref=patient_ref, author_ref=author_ref, binary_url=binary_urn, now_instant=now_instant
+        draft, patient_ref=patient_ref, author_ref=author_ref, binary_url="", now_instant=now_instant
     )
+    return document_transaction(
+        document, draft.file.content_type, draft.file.data, patient_ref=patient_ref, replaces=replaces
+    )
+
+
+def document_transaction(
+    document: dict[str, Any],
+    content_type: str,
+    data: bytes,
+    *,
+    patient_ref: str,
+    replaces: Mapping[str, Any] | None = None,
+    keep_labels: bool = True,
+) -> dict[str, Any]:
+    """One transaction: the content (Binary), its DocumentReference (its first content pointing
+    at the Binary) and, for a new version, the previous one marked ``superseded`` (only if nobody
+    changed it meanwhile: ``ifMatch``). With ``keep_labels`` the new version keeps the former
+    one's labels (what the person chose about who sees it: a mask stays, on the new content too,
+    as the ``$mask`` operation puts it); a professional depositing a new version chooses them
+    again instead."""
+    binary_urn, document_urn = _urn(), _urn()
+    binary: dict[str, Any] = {
+        "resourceType": "Binary",
+        "contentType": content_type,
+        "securityContext": {"reference": patient_ref},
+        "data": base64.b64encode(data).decode("ascii"),
+    }
+    document["content"][0]["attachment"]["url"] = binary_urn
     entries: list[dict[str, Any]] = [
         {"fullUrl": binary_urn, "resource": binary, "request": {"method": "POST", "url": "Binary"}},
     ]
@@ -701,10 +722,9 @@ def upload_bundle(
         document["relatesTo"] = [
             {"code": "replaces", "target": {"reference": f"DocumentReference/{previous_id}"}}
         ]
-        # what the person chose to keep from the former version: its labels (a mask stays, on
-        # the new content too, as the $mask operation puts it)
-        document["securityLabel"] = replaces.get("securityLabel") or document["securityLabel"]
-        if is_masked(replaces):
+        if keep_labels:
+            document["securityLabel"] = replaces.get("securityLabel") or document.get("securityLabel", [])
+        if is_masked(document) or (keep_labels and is_masked(replaces)):
             binary["meta"] = {"security": [{"system": TRE_A07_VISIBILITY, "code": MASKED_FROM_PROFESSIONALS}]}
         superseded = {k: v for k, v in replaces.items() if k != "meta"}
         superseded["status"] = "superseded"

@@ -18,12 +18,9 @@ Pages (every read and write through ``ens.door`` as the visitor; the rules are i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
@@ -35,6 +32,7 @@ from hygie.domain.ens import documents as rules
 from hygie.domain.ens.document_view import render
 from hygie.web.ens.core import Ens
 from hygie.web.portal.door import PortalError, as_json
+from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Visitor, person_name
 
@@ -44,18 +42,6 @@ PARIS = ZoneInfo("Europe/Paris")
 DOCUMENT = "DocumentReference"
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_LISTED = 1000  # documents read for the list (the newest ones when a record holds more)
-_INLINE_TYPES = {"application/pdf", "image/jpeg", "image/png", "text/plain"}
-_EXTENSIONS = {
-    "application/pdf": "pdf",
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "text/plain": "txt",
-    "application/fhir+json": "json",
-    "application/json": "json",
-    "text/xml": "xml",
-    "application/xml": "xml",
-    "application/hl7-v3+xml": "xml",
-}
 _NOT_FOUND = "Ce document n’existe pas ou n’est plus disponible."
 
 
@@ -172,28 +158,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
     # -- one document ------------------------------------------------------------------------
 
     async def content_of(visitor: Visitor, line: rules.DocumentLine) -> tuple[bytes, str] | None:
-        """The first content's bytes and type, read as the visitor (None: not available)."""
-        contents = [c for c in line.raw.get("content") or [] if isinstance(c, dict)]
-        if not contents:
-            return None
-        attachment = contents[0].get("attachment") or {}
-        declared = str(attachment.get("contentType") or "")
-        if isinstance(attachment.get("data"), str):
-            try:
-                return base64.b64decode(attachment["data"], validate=True), declared
-            except (binascii.Error, ValueError):
-                return None
-        binary_id = rules.binary_id(line.raw)
-        if binary_id is None:
-            return None
-        binary = await ens.door.read(visitor.caller, "Binary", binary_id)
-        if binary is None or not isinstance(binary.get("data"), str):
-            return None
-        try:
-            data = base64.b64decode(binary["data"], validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        return data, str(binary.get("contentType") or declared)
+        return await document_content(ens.door, visitor.caller, line.raw)
 
     async def show(request: Request, visitor: Visitor, _: Submitted | None) -> Response:
         line = await document_of(visitor, request.path_params["id"])
@@ -219,7 +184,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             rendered=rendered,
             sections=sections,
             image=media in ("image/jpeg", "image/png"),
-            inline=media in _INLINE_TYPES,
+            inline=media in INLINE_TYPES,
             may_mask=_may_mask(visitor),
             gp_sees_masked=gp_sees_masked(),
             may_change=line.mine and line.status == "current",
@@ -232,30 +197,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         if content is None:
             raise PortalError(404, "Le fichier de ce document n’est pas disponible.")
         data, declared = content
-        media = declared.split(";")[0].strip().lower() or "application/octet-stream"
-        extension = _EXTENSIONS.get(media, "bin")
-        stem = re.sub(r"[^\w\- ]+", "", line.title, flags=re.UNICODE).strip()[:80] or "document"
-        ascii_stem = stem.encode("ascii", "ignore").decode() or "document"
-        inline = request.query_params.get("voir") == "1" and media in _INLINE_TYPES
-        disposition = "inline" if inline else "attachment"
-        headers = {
-            "Content-Disposition": (
-                f'{disposition}; filename="{ascii_stem}.{extension}"; '
-                f"filename*=UTF-8''{quote(stem)}.{extension}"
-            ),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        }
-        if not inline:
-            headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        if media == "text/plain":
-            media = "text/plain; charset=utf-8"
-        return Response(
-            data,
-            media_type=media if inline or media in _INLINE_TYPES else "application/octet-stream",
-            headers=headers,
-        )
+        return file_response(data, declared, line.title, inline=request.query_params.get("voir") == "1")
 
     # -- adding, replacing, deleting ---------------------------------------------------------
 

@@ -28,11 +28,19 @@ __all__ = ["Door", "PortalError", "as_json", "french_message"]
 class PortalError(Exception):
     """A refusal or a failure to show in plain French (``status`` follows HTTP)."""
 
-    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        issues: Sequence[tuple[str | None, str]] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail  # the FHIR diagnostics, for logs and for the curious
+        # (expression, diagnostics) of each issue: a form puts each message beside its field
+        self.issues = tuple(issues)
 
 
 def french_message(status: int) -> str:
@@ -119,7 +127,12 @@ class Door:
         else:
             batch.append((request, response.status))
         if failure is not None:
-            raise PortalError(failure.status, french_message(failure.status), str(failure)) from failure
+            raise PortalError(
+                failure.status,
+                french_message(failure.status),
+                str(failure),
+                [(issue.expression, issue.diagnostics) for issue in failure.issues],
+            ) from failure
         return response
 
     async def read(self, caller: Caller, resource_type: str, id: str) -> dict[str, Any] | None:

@@ -1,5 +1,8 @@
 """Who is on a portal page: the signed-in person, the space they are in, and their caller.
 
+Two kinds of visitor: a citizen in one of their spaces (:class:`Visitor`, the ENS) and a health
+professional with, perhaps, the patient they are working on (:class:`Professional`, the BSP).
+
 The sign-in pages (``web/oauth.py``) keep the browser session; a portal page turns it into a
 :class:`Visitor`. A citizen may hold several spaces: their own, and those they act in as a
 RelatedPerson (a parent for a child, a guardian, an aidant) — bindings the identity service puts
@@ -12,7 +15,7 @@ representative or aidant relation the access policy checks at every read.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -27,13 +30,22 @@ from hygie.auth.server import Subject
 from hygie.auth.tokens import AccessToken
 from hygie.domain.access import Caller
 from hygie.ports import KeyValueStore
-from hygie.web.oauth import OAuthWeb, SessionData
+from hygie.web.oauth import SESSION_TTL_US, OAuthWeb, SessionData
 from hygie.web.portal.door import Door
 
-__all__ = ["PORTAL_CLIENT", "PortalAuth", "Space", "Visitor", "person_name"]
+__all__ = [
+    "PORTAL_CLIENT",
+    "PatientContext",
+    "PortalAuth",
+    "Professional",
+    "Space",
+    "Visitor",
+    "person_name",
+]
 
 PORTAL_CLIENT = "hygie-portal"  # the first-party client: no app scopes, the policy alone decides
 _SPACE_KIND = "portal-space"  # session id -> the patient whose space is open
+_PATIENT_KIND = "portal-patient"  # session id -> the patient a professional works on (banner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +62,22 @@ class Space:
         return self.relation == "self"
 
 
+class _SignedIn:
+    """The browser session's CSRF token, for every kind of visitor."""
+
+    __slots__ = ()
+    session: SessionData
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+    def csrf_ok(self, form: dict[str, Any]) -> bool:
+        return secrets.compare_digest(str(form.get("csrf", "")), self.session.csrf)
+
+
 @dataclass(frozen=True, slots=True)
-class Visitor:
+class Visitor(_SignedIn):
     subject: Subject
     session: SessionData
     account: Account | None
@@ -74,12 +100,65 @@ class Visitor:
             return f"RelatedPerson/{self.space.related_id}"
         return f"Patient/{self.space.patient_id}"
 
-    @property
-    def csrf(self) -> str:
-        return self.session.csrf
 
-    def csrf_ok(self, form: dict[str, Any]) -> bool:
-        return secrets.compare_digest(str(form.get("csrf", "")), self.session.csrf)
+@dataclass(frozen=True, slots=True)
+class PatientContext:
+    """The patient a professional is working on, as the banner shows them on every page.
+
+    Kept with the browser session when the professional opens a record (from an identification,
+    whose answer carries no health data, or from their list of patients), so that the banner —
+    with the identity status, always visible — costs no read per page (``PortalAuth.work_on``)."""
+
+    patient_id: str
+    label: str  # "Claire DUPONT"
+    birth_date: str = ""  # ISO
+    gender: str = ""
+    ins: str | None = None
+    status: str | None = None  # PROV, RECUP, VALI, QUAL
+    status_label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient_id,
+            "label": self.label,
+            "birth_date": self.birth_date,
+            "gender": self.gender,
+            "ins": self.ins,
+            "status": self.status,
+            "status_label": self.status_label,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PatientContext:
+        return cls(
+            str(data["patient"]),
+            str(data.get("label") or ""),
+            str(data.get("birth_date") or ""),
+            str(data.get("gender") or ""),
+            data.get("ins"),
+            data.get("status"),
+            str(data.get("status_label") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Professional(_SignedIn):
+    """A health professional signed in to the BSP, and the patient they are working on (if any)."""
+
+    subject: Subject
+    session: SessionData
+    account: Account
+    practitioner_id: str
+    name: str
+    profession: str | None  # TRE_G15 code
+    organization: str | None  # Organization/…
+    idnat: str | None
+    caller: Caller
+    emergency: frozenset[str]  # patients with an open break-glass access
+
+    @property
+    def practitioner_ref(self) -> str:
+        return f"Practitioner/{self.practitioner_id}"
 
 
 def person_name(resource: dict[str, Any] | None) -> str:
@@ -109,6 +188,7 @@ class PortalAuth:
         door: Door,
         kv: KeyValueStore,
         directory_read: Callable[[str, str], Any],
+        break_glass: Callable[[str], Awaitable[frozenset[str]]] | None = None,
     ) -> None:
         self.oauth = oauth
         self.accounts = accounts
@@ -116,6 +196,62 @@ class PortalAuth:
         self.door = door
         self.kv = kv
         self.directory_read = directory_read
+        self.break_glass = break_glass
+
+    async def professional(self, request: Request) -> Professional | None:
+        """The professional signed in on this browser (None: not signed in, or not a professional
+        linked to a Practitioner of the directory). Their open break-glass accesses are read at
+        every page, as for every API request, so that one ends exactly when it expires."""
+        session = await self.oauth.session(request)
+        if session is None or session.subject is None or session.subject.kind != "professional":
+            return None
+        subject = session.subject
+        fhir_user = subject.fhir_user or ""
+        if not fhir_user.startswith("Practitioner/"):
+            return None
+        account = await self.accounts.get(subject.account_id)
+        if account is None or not account.active:
+            return None
+        emergency = await self.break_glass(fhir_user) if self.break_glass is not None else frozenset()
+        token = AccessToken(
+            subject=subject.account_id,
+            client_id=PORTAL_CLIENT,
+            kind="professional",
+            scopes=parse_scopes(""),
+            fhir_user=fhir_user,
+        )
+        address = request.client.host if request.client else None
+        caller = await self.resolver.caller(token, break_glass=emergency, address=address)
+        practitioner_id = fhir_user.split("/", 1)[1]
+        facts = await self.resolver.practitioner(practitioner_id)
+        return Professional(
+            subject,
+            session,
+            account,
+            practitioner_id,
+            facts.name or "Professionnel de santé",
+            facts.profession,
+            facts.organization,
+            facts.idnat,
+            caller,
+            emergency,
+        )
+
+    async def work_on(self, visitor: Professional, patient: PatientContext) -> None:
+        """Keep what the banner shows of a patient the professional opens, for this session.
+
+        The patient is named by every page's URL (``/bsp/patients/{id}/…``), never by the session
+        alone: two tabs on two patients never mix their records."""
+        await self.kv.put(
+            _PATIENT_KIND,
+            f"{visitor.session.session_id}:{patient.patient_id}",
+            patient.to_json(),
+            expires_us=self.oauth.clock() + SESSION_TTL_US,
+        )
+
+    async def working_on(self, visitor: Professional, patient_id: str) -> PatientContext | None:
+        found = await self.kv.get(_PATIENT_KIND, f"{visitor.session.session_id}:{patient_id}")
+        return PatientContext.from_json(found) if found else None
 
     async def citizen(self, request: Request) -> Visitor | None:
         session = await self.oauth.session(request)
