@@ -73,7 +73,7 @@ async def load_demo(
                     )
                     progress.advance(task)
             # the INSi-like reference register (the national identity register's stand-in)
-            RegisterInsiService.from_population(bundles).save(settings.data_dir / "insi-register.json")
+            RegisterInsiService.from_population(bundles).save(settings.insi_register_path)
             marker.write_text(
                 f"{stored} ressources, {patients} citoyens, {len(synthea_files)} patients Synthea\n"
             )
