@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from test_bsp_record import sign_in_pro
 
 from browser import assert_accessible, screenshots_dir
 from conftest import LiveHygie, People, create_resource
@@ -19,7 +20,6 @@ from hygie.domain.identity.fr_core import Ins, InsTraits, patient_from_traits
 from hygie.domain.identity.insi import RegisterEntry, RegisterInsiService
 from hygie.domain.identity.nir import build_nir
 from hygie.domain.identity.status import IdentityState
-from test_bsp_record import sign_in_pro
 
 CHLOE = InsTraits("MOREAU", ("Chloé",), "female", date(1979, 5, 23), "35238")
 CHLOE_INS = Ins(build_nir("female", 1979, 5, "35238", 77))
