@@ -16,13 +16,15 @@ async def bearer(
     fhir_user: str | None = None,
     patient: str | None = None,
     client_id: str = "hygie-tests",
+    organization: str | None = None,
 ) -> dict[str, str]:
     """An ``Authorization`` header with a real token from this runtime's authorisation server
-    (signed with its keys, for a registered client): by default a SMART backend service."""
+    (signed with its keys, for a registered client): by default a SMART backend service;
+    with ``organization``, a backend client bound to that structure."""
     assert runtime.auth is not None
     if await runtime.auth.clients.get(client_id) is None:
         await runtime.auth.clients.register(
-            name=client_id, scope=scope, with_secret=True, client_id=client_id
+            name=client_id, scope=scope, with_secret=True, client_id=client_id, organization=organization
         )
     token, _ = await runtime.auth.tokens.issue(
         subject=fhir_user or client_id,
@@ -31,5 +33,6 @@ async def bearer(
         scope=scope,
         fhir_user=fhir_user,
         patient=patient,
+        organization=organization,
     )
     return {"Authorization": f"Bearer {token}"}

@@ -221,6 +221,13 @@ def client_add(
     ] = False,
     launch: Annotated[str | None, typer.Option(help="ehr or standalone")] = None,
     client_id: Annotated[str | None, typer.Option(help="Choose the client_id (default: random)")] = None,
+    organization: Annotated[
+        str | None,
+        typer.Option(
+            help="Bind a backend service to a structure (Organization/<id>): it then acts as that "
+            "structure, through the structure's care relations only (a practice's software)"
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -229,9 +236,16 @@ def client_add(
     if launch not in (None, "ehr", "standalone"):
         raise typer.BadParameter("--launch must be ehr or standalone")
     jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
+    if organization is not None and not organization.startswith("Organization/"):
+        organization = f"Organization/{organization}"
 
     async def run(rt: Runtime) -> dict[str, object]:
         assert rt.auth is not None
+        if organization is not None:
+            # the structure must be in the directory: a typo would bind the client to nothing
+            found = await rt.store.read("Organization", organization.split("/", 1)[1])
+            if found is None or found.deleted:
+                raise ValueError(f"{organization} is not in the directory of this server")
         client, client_secret = await rt.auth.clients.register(
             name=name,
             scope=scope,
@@ -240,6 +254,7 @@ def client_add(
             with_secret=secret,
             launch=launch,  # type: ignore[arg-type]
             client_id=client_id,
+            organization=organization,
         )
         out: dict[str, object] = {
             "client_id": client.client_id,
@@ -248,6 +263,8 @@ def client_add(
             "redirect_uris": list(client.redirect_uris),
             "token_endpoint_auth_method": client.auth_method,
         }
+        if client.organization:
+            out["organization"] = client.organization
         if client_secret:
             out["client_secret"] = client_secret
         return out

@@ -5,7 +5,10 @@ signed tokens, the real ASGI app) on each store backend (memory, SQLite, Postgre
 seeded through a backend service, with real resources making the access relations
 (``domain/relations.py``): a care team, a médecin traitant, a blocking consent and a grant limited
 to summaries, two legal representatives of a child (one of whom she keeps her documents from) and
-an aidant, an open break-glass access; SMART apps with ``patient/`` scopes launched on a patient.
+an aidant, an open break-glass access; SMART apps with ``patient/`` scopes launched on a patient;
+backend clients bound to structures (a practice's software): one whose structure provided an
+encounter and holds a grant limited to summaries, one whose structure the patient blocked, one
+whose structure has no relation.
 
 The matrix is data: :data:`READ_MATRIX` says, per actor, whether each kind of resource of their own
 record (and of another patient's record, and reference data outside any record) may be read;
@@ -63,7 +66,8 @@ REPORT, SUMMARY = "10", "11"  # TRE_A03 classes: pharmacists read summaries (11)
 LEA, PAUL, ZOE = "lea", "paul", "zoe"  # zoe is a child: her mother represents her, an aidant helps
 PATIENTS = (LEA, PAUL, ZOE)
 NO_PATIENT = "nobody"  # a patient id that does not exist
-AUTHOR = "Practitioner/dr-author"  # the professional who wrote every seeded document
+AUTHOR = "Practitioner/dr-author"  # the professional who wrote the seeded documents…
+CABINET = "Organization/org-cabinet"  # …but one, deposited by a practice's software in its own name
 REFERENCE = (("Practitioner", "dr-author"), ("Organization", "org-chu"))  # outside any record
 
 PRACTITIONERS = {
@@ -89,6 +93,7 @@ class Slot:
     category: str | None = None
     label: str | None = None
     label_in_security_label: bool = False
+    author: str = AUTHOR
 
     def id(self, patient: str) -> str:
         return patient if self.resource_type == "Patient" else f"{self.prefix}-{patient}"
@@ -111,6 +116,7 @@ SLOTS = (
         SUMMARY,
         "INVISIBLE_REPRESENTANTS_LEGAUX",
     ),
+    Slot("by-structure", "DocumentReference", "doc-by-structure", REPORT, author=CABINET),
 )
 SLOT = {s.key: s for s in SLOTS}
 OBSERVATION = SLOT["Observation"]
@@ -190,6 +196,7 @@ def slot_resource(slot: Slot, patient: str) -> dict[str, Any]:
         slot.category,
         label=slot.label,
         in_security_label=slot.label_in_security_label,
+        author=slot.author,
     )
 
 
@@ -219,6 +226,18 @@ def care_team(tid: str, patient: str, members: Iterable[str]) -> dict[str, Any]:
     }
 
 
+def encounter(eid: str, patient: str, provider: str) -> dict[str, Any]:
+    """A consultation the structure provided: its relation to the patient (no end: no expiry)."""
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": ref(f"Patient/{patient}"),
+        "serviceProvider": ref(provider),
+    }
+
+
 def related_person(rid: str, patient: str, code: str) -> dict[str, Any]:
     return {
         "resourceType": "RelatedPerson",
@@ -242,9 +261,15 @@ def world() -> list[dict[str, Any]]:
         }
         for pid, profession in PRACTITIONERS.items()
     ]
-    out.append(
-        {"resourceType": "Organization", "id": "org-chu", "identifier": ident("org-chu"), "name": "CHU"}
-    )
+    out += [
+        {"resourceType": "Organization", "id": oid, "identifier": ident(oid), "name": name}
+        for oid, name in (
+            ("org-chu", "CHU"),
+            ("org-cabinet", "Cabinet médical"),
+            ("org-blocked", "Centre bloqué"),
+            ("org-none", "Centre sans relation"),
+        )
+    ]
     out.extend(slot_resource(slot, patient) for patient in PATIENTS for slot in SLOTS)
     out += [
         care_team("ct-lea", LEA, ["dr-care", "ph-care", "dr-blocked", "dr-app"]),
@@ -266,6 +291,22 @@ def world() -> list[dict[str, Any]]:
             "consent-zoe-confidential", ZOE, {"type": "deny", "actor": actor_of("RelatedPerson/rp-father")}
         ),
         related_person("rp-aidant", ZOE, "CAREGIVER"),  # aidant
+        # the practice Léa consulted, which she also granted her summaries
+        encounter("enc-lea-cabinet", LEA, CABINET),
+        consent(
+            "consent-lea-grant-cabinet",
+            LEA,
+            {
+                "type": "permit",
+                "actor": actor_of(CABINET),
+                "code": [{"coding": [{"system": TRE_A03, "code": SUMMARY}]}],
+            },
+        ),
+        # a centre Léa consulted, then blocked
+        encounter("enc-lea-blocked", LEA, "Organization/org-blocked"),
+        consent(
+            "consent-lea-block-centre", LEA, {"type": "deny", "actor": actor_of("Organization/org-blocked")}
+        ),
     ]
     return out
 
@@ -286,6 +327,7 @@ class Actor:
     launch: str | None = None
     break_glass: bool = False
     only_types: frozenset[str] | None = None  # the only types its scopes grant (None: every type)
+    organization: str | None = None  # the structure a backend client is bound to
 
     @property
     def other(self) -> str:
@@ -350,6 +392,21 @@ ACTORS = (
         scope="system/Observation.rs",
         only_types=frozenset({"Observation"}),
     ),
+    Actor("structure", "system", client_id="logiciel-cabinet", scope="system/*.cruds", organization=CABINET),
+    Actor(
+        "structure-blocked",
+        "system",
+        client_id="logiciel-centre",
+        scope="system/*.cruds",
+        organization="Organization/org-blocked",
+    ),
+    Actor(
+        "structure-no-relation",
+        "system",
+        client_id="logiciel-autre",
+        scope="system/*.cruds",
+        organization="Organization/org-none",
+    ),
     Actor("anonymous", None, client_id="-"),
 )
 ACTOR = {a.name: a for a in ACTORS}
@@ -360,25 +417,28 @@ ACTOR = {a.name: a for a in ACTORS}
 # and reference data outside any record. Y allowed, N refused by the rules, A no token.
 # A type outside an app's or backend's scopes is S (403) whatever this table says.
 READ_MATRIX = """
-actor                       Patient Observation report summary INVISIBLE_PATIENT MASQUE_PS INVISIBLE_REPRESENTANTS_LEGAUX other reference
-patient                     Y       Y           Y      Y       N                 Y         Y                              N     Y
-representative              Y       Y           Y      Y       N                 Y         N                              N     Y
-representative-confidential Y       Y           N      N       N                 N         N                              N     Y
-aidant                      Y       Y           Y      Y       N                 Y         Y                              N     Y
-pro-care-team               Y       Y           Y      Y       Y                 N         Y                              N     Y
-pro-medecin-traitant        Y       Y           Y      Y       Y                 Y         Y                              N     Y
-pharmacist-care-team        Y       Y           N      Y       Y                 N         Y                              N     Y
-pro-grant-summaries         Y       Y           N      Y       Y                 N         Y                              N     Y
-pro-blocked                 N       N           N      N       N                 N         N                              N     Y
-pro-no-relation             N       N           N      N       N                 N         N                              N     Y
-break-glass                 Y       Y           Y      Y       Y                 N         Y                              N     Y
-app-patient                 Y       Y           Y      Y       N                 Y         Y                              N     Y
-app-pro                     Y       Y           Y      Y       Y                 N         Y                              N     Y
-app-pro-no-relation         N       N           N      N       N                 N         N                              N     Y
-app-representative          Y       Y           Y      Y       N                 Y         N                              N     Y
-backend                     Y       Y           Y      Y       Y                 Y         Y                              Y     Y
-backend-observations        Y       Y           Y      Y       Y                 Y         Y                              Y     Y
-anonymous                   A       A           A      A       A                 A         A                              A     A
+actor                       Patient Observation report summary INVISIBLE_PATIENT MASQUE_PS INVISIBLE_REPRESENTANTS_LEGAUX by-structure other reference
+patient                     Y       Y           Y      Y       N                 Y         Y                              Y            N     Y
+representative              Y       Y           Y      Y       N                 Y         N                              Y            N     Y
+representative-confidential Y       Y           N      N       N                 N         N                              N            N     Y
+aidant                      Y       Y           Y      Y       N                 Y         Y                              Y            N     Y
+pro-care-team               Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
+pro-medecin-traitant        Y       Y           Y      Y       Y                 Y         Y                              Y            N     Y
+pharmacist-care-team        Y       Y           N      Y       Y                 N         Y                              N            N     Y
+pro-grant-summaries         Y       Y           N      Y       Y                 N         Y                              N            N     Y
+pro-blocked                 N       N           N      N       N                 N         N                              N            N     Y
+pro-no-relation             N       N           N      N       N                 N         N                              N            N     Y
+break-glass                 Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
+app-patient                 Y       Y           Y      Y       N                 Y         Y                              Y            N     Y
+app-pro                     Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
+app-pro-no-relation         N       N           N      N       N                 N         N                              N            N     Y
+app-representative          Y       Y           Y      Y       N                 Y         N                              Y            N     Y
+backend                     Y       Y           Y      Y       Y                 Y         Y                              Y            Y     Y
+backend-observations        Y       Y           Y      Y       Y                 Y         Y                              Y            Y     Y
+structure                   Y       Y           N      Y       Y                 N         Y                              Y            N     Y
+structure-blocked           N       N           N      N       N                 N         N                              N            N     Y
+structure-no-relation       N       N           N      N       N                 N         N                              N            N     Y
+anonymous                   A       A           A      A       A                 A         A                              A            A     A
 """
 
 # HTTP statuses of writes. "own"/"other": an Observation in the own / another record; "pro-entry":
@@ -403,6 +463,9 @@ app-pro-no-relation         403      403        403         403     403       40
 app-representative          201      403        403         200     404       403           201        204        404          403              204
 backend                     201      201        201         200     200       200           201        204        204          204              204
 backend-observations        403      403        403         403     403       403           403        403        403          403              403
+structure                   201      403        403         200     404       403           201        204        404          403              204
+structure-blocked           403      403        403         404     404       404           403        404        404          404              204
+structure-no-relation       403      403        403         404     404       404           403        404        404          404              204
 anonymous                   401      401        401         401     401       401           401        401        401          401              401
 """
 
@@ -654,7 +717,7 @@ async def includes(run: Run) -> None:
     )
     run.check("revinclude-DocumentReference-from-reference", search_status(value), r.status_code)
     if r.status_code == 200:
-        expected = {s.ref(p) for p in PATIENTS for s in docs if visible(actor, s, p)}
+        expected = {s.ref(p) for p in PATIENTS for s in docs if s.author == AUTHOR and visible(actor, s, p)}
         run.check("revinclude-DocumentReference-from-reference-rows", expected, ids(r.json(), "include"))
     for patient, relation in ((actor.own, "own"), (actor.other, "other")):
         patient_slot = SLOT["Patient"]
@@ -945,6 +1008,7 @@ async def seed_world(client: httpx.AsyncClient, runtime: Runtime, actor: Actor) 
         fhir_user=actor.fhir_user,
         patient=actor.launch,
         client_id=actor.client_id,
+        organization=actor.organization,
     )
 
 

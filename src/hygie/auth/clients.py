@@ -4,12 +4,18 @@ A client is public (PKCE only, ``token_endpoint_auth_method=none``), confidentia
 secret (``client_secret_basic`` / ``client_secret_post``; the secret is stored as an argon2id
 hash), or confidential with a key (``private_key_jwt``: RFC 7523 client assertions signed with a
 key of its registered JWKS, as SMART Backend Services require). Redirect URIs match exactly.
+
+A backend client may be **bound to a structure** (``organization``, an ``Organization/…``
+reference): its service tokens carry it, and the access policy then lets it act as that
+structure only — through the structure's own care relations — instead of as a platform job
+(``domain/policy.py``). A practice's or a hospital's software is registered so.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +40,8 @@ ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
 _KIND = "client"
 _JTI = "client_assertion_jti"
 _hasher = PasswordHasher()
+# a literal reference to an Organization (FHIR id: letters, digits, '-' and '.', 1 to 64)
+_ORGANIZATION = re.compile(r"Organization/[A-Za-z0-9\-.]{1,64}")
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -51,6 +59,7 @@ class Client:
     status: Literal["active", "suspended"] = "active"
     created: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    organization: str | None = None  # Organization/…: the structure its backend tokens act as
 
     @property
     def public(self) -> bool:
@@ -81,12 +90,20 @@ class ClientRegistry:
         with_secret: bool = False,
         launch: Literal["ehr", "standalone", "both"] | None = None,
         client_id: str | None = None,
+        organization: str | None = None,
     ) -> tuple[Client, str | None]:
-        """Register a client; returns it with its secret (shown once) when one was asked for."""
+        """Register a client; returns it with its secret (shown once) when one was asked for.
+
+        ``organization`` binds the client's backend-service tokens to that structure."""
         try:
-            parse_scopes(scope)
+            scopes = parse_scopes(scope)
         except InvalidScope as exc:
             raise ValueError(str(exc)) from exc
+        if organization is not None:
+            if not _ORGANIZATION.fullmatch(organization):
+                raise ValueError(f"organization {organization!r} must be a reference Organization/<id>")
+            if not any(s.context == "system" for s in scopes.resources):
+                raise ValueError("a client bound to a structure is a backend service: give it system/ scopes")
         for uri in redirect_uris:
             if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
                 raise ValueError(f"redirect URI {uri!r} must be https (or http on loopback)")
@@ -117,6 +134,7 @@ class ClientRegistry:
             secret_hash=_hasher.hash(secret) if secret else None,
             launch=launch,
             created=self.clock(),
+            organization=organization,
         )
         if not await self.kv.add(_KIND, client.client_id, client.to_json()):
             raise ValueError(f"client id {client.client_id!r} is already registered")

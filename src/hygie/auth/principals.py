@@ -1,8 +1,9 @@
 """From a verified access token to the :class:`~hygie.domain.policy.Principal` the rules decide on,
 and to the :class:`~hygie.domain.access.Caller` the audit trail shows.
 
-The token says who signed in (``kind``, ``fhirUser``), through which app (``client_id``, scopes)
-and for which patient (SMART launch context). The professional's profession, name, national
+The token says who signed in (``kind``, ``fhirUser``), through which app (``client_id``, scopes),
+for which patient (SMART launch context) and, for a backend client bound to a structure, as
+which Organization (``organization``). The professional's profession, name, national
 identifier (IdNat_PS) and structure come from the directory (the Practitioner's TRE_G15
 qualification, its first PractitionerRole's organisation), read once per practitioner and kept
 for a minute.
@@ -162,7 +163,8 @@ class PrincipalResolver:
         scopes = None if token.client_id in FIRST_PARTY_CLIENTS else token.scopes
         fhir_user = token.fhir_user
         if token.kind == "system":
-            return Principal("system", token.client_id, scopes=scopes)
+            # bound to a structure at registration: it acts as that Organization (domain/policy.py)
+            return Principal("system", token.client_id, organization=token.organization, scopes=scopes)
         if token.kind == "operator":
             return Principal("operator", f"Operator/{token.subject}", scopes=scopes)
         if token.kind == "citizen":

@@ -527,6 +527,7 @@ class AuthorizationServer:
             client_id=client.client_id,
             kind="system",
             scope=granted.text,
+            organization=client.organization,
             lifetime_s=300,
         )
         return {"access_token": access, "token_type": "Bearer", "expires_in": life, "scope": granted.text}
@@ -553,6 +554,7 @@ class AuthorizationServer:
             client_id=client.client_id,
             kind="system",
             scope=granted.text,
+            organization=client.organization,
             lifetime_s=lifetime_s,
         )
         return {"access_token": access, "token_type": "Bearer", "expires_in": life, "scope": granted.text}
@@ -588,6 +590,8 @@ class AuthorizationServer:
             out["patient"] = access.patient
         if access.fhir_user:
             out["fhirUser"] = access.fhir_user
+        if access.organization:
+            out["organization"] = access.organization
         return out
 
     async def revoke(self, form: Mapping[str, str], authorization: str | None) -> None:

@@ -3,7 +3,8 @@
 Claims: ``iss``, ``sub``, ``aud`` (the FHIR base URL), ``iat``, ``exp``, ``jti``,
 ``client_id``, ``scope``, ``kind`` (citizen | professional | operator | system), and the SMART
 context ``patient``, ``encounter``, ``fhirUser``, plus ``fam`` (the grant family, revoked as a
-whole on refresh-token reuse or revocation).
+whole on refresh-token reuse or revocation) and, for a backend client bound to a structure,
+``organization`` (the ``Organization/…`` it acts as, from its registration).
 
 Verification refuses ``alg=none`` and any algorithm but RS256, a key not in the published JWKS,
 a bad signature, an expired token, a wrong issuer or audience, a revoked token or grant, and a
@@ -50,6 +51,7 @@ class AccessToken:
     jti: str = ""
     expires: int = 0
     claims: dict[str, Any] = field(default_factory=dict)
+    organization: str | None = None  # the structure a bound backend client acts as
 
 
 class _TtlCache:
@@ -104,6 +106,7 @@ class TokenService:
         fhir_user: str | None = None,
         family: str | None = None,
         lifetime_s: int | None = None,
+        organization: str | None = None,
     ) -> tuple[str, int]:
         """Sign an access token; returns it with its lifetime in seconds."""
         now = self.clock() // 1_000_000
@@ -119,7 +122,13 @@ class TokenService:
             "scope": scope,
             "kind": kind,
         }
-        context = {"patient": patient, "encounter": encounter, "fhirUser": fhir_user, "fam": family}
+        context = {
+            "patient": patient,
+            "encounter": encounter,
+            "fhirUser": fhir_user,
+            "fam": family,
+            "organization": organization,
+        }
         claims.update({name: value for name, value in context.items() if value})
         key = await self.keys.current()
         token = jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}, claims, key)
@@ -197,6 +206,7 @@ class TokenService:
             jti=jti,
             expires=int(claims["exp"]),
             claims=dict(claims),
+            organization=claims.get("organization"),
         )
 
     async def revoke_token(self, jti: str, expires: int) -> None:

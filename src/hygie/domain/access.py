@@ -104,8 +104,9 @@ class Caller:
 
     @property
     def trusted(self) -> bool:
-        """Platform actors (operators, backend services) see every record their scopes allow."""
-        return self.kind in ("operator", "system")
+        """Platform actors (operators, backend services bound to no structure) see every record
+        their scopes allow; a backend client bound to a structure acts as that structure."""
+        return self.kind == "operator" or (self.kind == "system" and self.principal.structure is None)
 
     @property
     def unrestricted(self) -> bool:
@@ -146,13 +147,17 @@ class AccessPolicy:
     async def facts(
         self, caller: Caller, patient: str | None, cache: dict[str, list[Relation]] | None = None
     ) -> list[Relation]:
-        """The live relations between the caller (and its structure) and ``patient``."""
+        """The live relations between the caller (and its structure) and ``patient``; a backend
+        client bound to a structure has the structure's relations only."""
         principal = caller.principal
-        if patient is None or principal.kind not in ("practitioner", "representative", "aidant"):
+        structure = principal.structure
+        if patient is None or (
+            principal.kind not in ("practitioner", "representative", "aidant") and structure is None
+        ):
             return []
         if cache is not None and patient in cache:
             return cache[patient]
-        actors = [a for a in (principal.subject, principal.organization) if a]
+        actors = [structure] if structure else [a for a in (principal.subject, principal.organization) if a]
         rows = await self.relations(patient, actors, self.clock())
         found = [
             Relation(kind, frozenset(categories.split(",")) if categories else None, expires)  # type: ignore[arg-type]

@@ -23,7 +23,17 @@ Rules (``docs/security.md`` has the full matrix):
   documents follow the profession × category matrix; a document labelled ``MASQUE_PS`` stays
   visible only to its authors and the médecin traitant; resources outside any patient
   compartment (directory, terminology, medication) are readable by any professional;
-* **backend services** (SMART ``system/``) act within their scopes;
+* **backend services** (SMART ``system/``) act within their scopes: an unbound one is a platform
+  job (imports, exports), trusted with every record its scopes name; one **bound to a structure**
+  (a practice's or a hospital's software, registered with ``organization``) acts as that
+  Organization — it reaches a patient only through a care relation whose actor is the structure
+  itself (an encounter it provided, a care team it belongs to, the patient's grant to it), never
+  a record that blocked the structure or a closed space, and no break-glass; the profession ×
+  category matrix has no profession to apply, so it reads the record's uncategorised data, the
+  documents it authored (the structure among their ``author``) and the categories a grant to it
+  opens — never a document masked by the patient unless it wrote it, never a Binary (it deposits
+  content, it does not read it back); it creates entries there, changes only what it authored,
+  rewrites no content, writes none of the patient's consents or relatives and no reference data;
 * **apps** never get more than their scopes: ``patient/`` scopes only for the launch patient,
   v2 query restrictions as extra criteria;
 * deny wins, and "refused" looks like "absent" to the caller (the FHIR layer answers 404).
@@ -70,9 +80,14 @@ MASKED_FROM_PROFESSIONALS = "MASQUE_PS"
 HIDDEN_FROM_PATIENT = "INVISIBLE_PATIENT"
 HIDDEN_FROM_REPRESENTATIVES = "INVISIBLE_REPRESENTANTS_LEGAUX"
 CARE_RELATIONS: frozenset[str] = frozenset({"care_team", "medecin_traitant", "encounter", "grant"})
+# the care relations a structure can hold (a médecin traitant is a person, never an Organization)
+STRUCTURE_RELATIONS: frozenset[str] = frozenset({"care_team", "encounter", "grant"})
+# what the patient declares about their own record: the relations a structure would gain by writing them
+PATIENT_DECLARED: frozenset[str] = frozenset({"Consent", "RelatedPerson"})
 # entries a person signs: a patient or a relative creates them only in their own name
 SIGNED_BY_WRITER: frozenset[str] = frozenset({"Communication", "QuestionnaireResponse"})
 WRITES = frozenset({"create", "update", "delete"})
+READS = frozenset({"read", "search", "history"})
 _SCOPE_INTERACTION = {
     "read": "read",
     "search": "search",
@@ -98,6 +113,11 @@ class Principal:
         if self.subject and self.subject.startswith("Patient/"):
             return self.subject.split("/", 1)[1]
         return None
+
+    @property
+    def structure(self) -> str | None:
+        """The Organization a backend client acts as (None: a person, or a platform job)."""
+        return self.organization if self.kind == "system" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +262,8 @@ def decide(
     kind = principal.kind
     if kind == "anonymous":
         return Verdict(False, "not authenticated")
+    if principal.structure is not None:
+        return _structure(principal.structure, interaction, target, _live(relations, now_us))
     if kind in ("operator", "system"):
         return Verdict(True, f"{kind}: trusted platform actor")
     live = _live(relations, now_us)
@@ -361,6 +383,43 @@ def _professional(
     return Verdict(True, "care relationship: " + ", ".join(sorted({r.kind for r in care})))
 
 
+def _structure(structure: str, interaction: Interaction, target: Target, live: list[Relation]) -> Verdict:
+    """A backend client bound to ``structure`` (``Organization/…``): the structure's own relations.
+
+    No person answers for its requests, so it borrows no professional's relation, has no
+    profession for the category matrix and no break-glass; what it authored stays its own.
+    """
+    if target.resource_type == "Binary" and interaction in READS:
+        return Verdict(False, "a structure's software deposits content, it does not read it back")
+    if target.patient is None:
+        if interaction in WRITES:
+            return Verdict(False, "shared reference data is the platform's, not a structure's")
+        return Verdict(True, "outside any patient record")
+    if any(r.kind == "space_closed" for r in live):
+        return Verdict(False, "the patient's health space is closed")
+    if any(r.kind == "block" for r in live):
+        return Verdict(False, "the patient has blocked this structure")
+    care = [r for r in live if r.kind in STRUCTURE_RELATIONS]
+    if not care:
+        return Verdict(False, "no care relationship between this structure and the patient")
+    if interaction in WRITES and target.resource_type in PATIENT_DECLARED:
+        return Verdict(False, "the patient's consents and relatives are theirs to declare")
+    authored = structure in target.authors
+    # depositing a masked document (and its content, which names no author) is no reading of it
+    if MASKED_FROM_PROFESSIONALS in target.labels and not authored and interaction != "create":
+        return Verdict(False, "document masked from professionals by the patient")
+    if interaction in ("update", "delete"):
+        if target.resource_type == "Binary":
+            return Verdict(False, _CONTENT_IS_FIXED)
+        if target.authors and not authored:
+            return Verdict(False, "a structure changes only the entries it authored")
+    if interaction in READS and target.categories and not authored:
+        grants = [r for r in care if r.kind == "grant"]
+        if not any(r.categories is None or (target.categories & r.categories) for r in grants):
+            return Verdict(False, "a structure reads the documents it authored or those a grant opens")
+    return Verdict(True, "structure's care relationship: " + ", ".join(sorted({r.kind for r in care})))
+
+
 @dataclass(frozen=True, slots=True)
 class SearchRestriction:
     """What a store must add to a search so that only permitted rows exist for it.
@@ -369,7 +428,9 @@ class SearchRestriction:
     patients linked to that actor in ``access_relations`` (kinds in ``relation_kinds``) — plus
     ``extra_patients`` (break-glass); ``blocked_for_actor`` drops the patients who blocked that
     actor and those whose space is closed (``space_closed``); ``exclude_labels`` drop labelled resources (with
-    ``unless_author`` the principal's own documents stay); ``categories`` restricts documents.
+    ``unless_author`` the principal's own documents stay); ``categories`` restricts documents;
+    ``structure_actor`` keeps a structure's categorised documents to those it authored or a grant
+    to it covers, and drops Binary rows (see :func:`_structure`).
     """
 
     nothing: bool = False
@@ -389,6 +450,9 @@ class SearchRestriction:
     # a professional whose only link to a patient is grants sees that patient's categorised
     # documents within the grants' categories (the patients related otherwise see them all)
     grant_categories_actor: str | None = None
+    # a structure (bound backend client): categorised documents only when it is among their
+    # authors or one of its live grants covers their category; no Binary rows at all
+    structure_actor: str | None = None
 
 
 def restriction_for(
@@ -445,6 +509,16 @@ def restriction_for(
     kind = principal.kind
     if kind == "anonymous":
         return SearchRestriction(nothing=True)
+    structure = principal.structure
+    if structure is not None:
+        return SearchRestriction(
+            relation_actor=structure,
+            relation_kinds=STRUCTURE_RELATIONS,
+            blocked_for_actor=structure,
+            exclude_labels=frozenset({MASKED_FROM_PROFESSIONALS}),
+            unless_author=structure,
+            structure_actor=structure,
+        )
     if kind in ("operator", "system"):
         return SearchRestriction()
     if kind == "patient":

@@ -271,8 +271,10 @@ class FhirService:
         if request.caller.unrestricted:
             return rows
         kept = []
-        # a backend service's verdict depends on the type alone (its scopes): decide once per type
-        per_type: dict[str, bool] | None = {} if request.caller.kind == "system" else None
+        # a platform job's verdict depends on the type alone (its scopes): decide once per type
+        # (not a structure's software: its verdict depends on the record, as a professional's)
+        platform_job = request.caller.kind == "system" and request.caller.principal.structure is None
+        per_type: dict[str, bool] | None = {} if platform_job else None
         for row in rows:
             allowed = per_type.get(row.resource_type) if per_type is not None else None
             if allowed is None:

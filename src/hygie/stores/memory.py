@@ -373,6 +373,9 @@ class _Evaluator:
             else set()
         )
         grants = self._grants(grant_actor) if grant_actor else {}
+        structure = res.structure_actor
+        structure_ref = tuple(structure.split("/", 1)) if structure and "/" in structure else None
+        structure_grants = self._grants(structure) if structure else {}
 
         def ok(r: _Resource) -> bool:
             if restricted:
@@ -408,6 +411,21 @@ class _Evaluator:
                 codes = {row[1] for row in r.rows("token", "category")}
                 if codes and not any(c is None or codes & c for c in grants[r.patient]):
                     return False
+            if structure is not None:
+                if r.resource_type == "Binary":
+                    return False
+                codes = (
+                    {row[1] for row in r.rows("token", "category")}
+                    if r.resource_type == "DocumentReference"
+                    else set()
+                )
+                if codes:
+                    authored = structure_ref is not None and any(
+                        (row[0], row[1]) == structure_ref for row in r.rows("reference", "author")
+                    )
+                    covered = any(c is None or codes & c for c in structure_grants.get(r.patient or "", []))
+                    if not (authored or covered):
+                        return False
             hidden = confidential and r.resource_type == "DocumentReference" and r.patient in confidential
             return not (hidden and r.rows("token", "category"))
 

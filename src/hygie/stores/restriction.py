@@ -36,6 +36,17 @@ def _live_relation(p: Params, actor: str, kinds: frozenset[str], now_us: int) ->
     )
 
 
+def _covering_grant(p: Params, actor: str, alias: str, now_us: int) -> str:
+    """A live grant of ``actor`` on the row's patient covers one of the row's document categories."""
+    # categories are stored comma-separated: ",11,42," contains ",11,"
+    return (
+        f"EXISTS (SELECT 1 FROM idx_relation g JOIN idx_token t ON t.rid = {alias}.rid "
+        f"AND t.param = {p('category')} WHERE g.actor = {p(actor)} AND g.param = {p('grant')} "
+        f"AND g.patient = {alias}.patient AND (g.expires IS NULL OR g.expires > {p(now_us)}) "
+        f"AND (g.categories IS NULL OR ',' || g.categories || ',' LIKE '%,' || t.code || ',%'))"
+    )
+
+
 def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_us: int) -> str | None:
     """A condition on ``alias`` (a ``resources`` row), or None when nothing is restricted."""
     if restriction.nothing:
@@ -95,13 +106,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         categorised = _categorised(p)
         full = _live_relation(p, actor, frozenset({"care_team", "medecin_traitant", "encounter"}), now_us)
         granted = _live_relation(p, actor, frozenset({"grant"}), now_us)
-        # categories are stored comma-separated: ",11,42," contains ",11,"
-        covering = (
-            f"EXISTS (SELECT 1 FROM idx_relation g JOIN idx_token t ON t.rid = {alias}.rid "
-            f"AND t.param = {p('category')} WHERE g.actor = {p(actor)} AND g.param = {p('grant')} "
-            f"AND g.patient = {alias}.patient AND (g.expires IS NULL OR g.expires > {p(now_us)}) "
-            f"AND (g.categories IS NULL OR ',' || g.categories || ',' LIKE '%,' || t.code || ',%'))"
-        )
+        covering = _covering_grant(p, actor, alias, now_us)
         keep = [
             f"{alias}.res_type <> {p(DOCUMENT_TYPE)}",
             f"{alias}.rid NOT IN ({categorised})",
@@ -112,6 +117,19 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         if restriction.extra_patients:
             keep.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
         conds.append("(" + " OR ".join(keep) + ")")
+    if restriction.structure_actor is not None:
+        # a structure reads the categorised documents it authored or a grant to it covers; no Binary
+        actor = restriction.structure_actor
+        rtype, _, rid = actor.partition("/")
+        authored = (
+            f"{alias}.rid IN (SELECT rid FROM idx_reference WHERE param = {p('author')} "
+            f"AND target_type = {p(rtype)} AND target_id = {p(rid)})"
+        )
+        conds.append(f"{alias}.res_type <> {p('Binary')}")
+        conds.append(
+            f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({_categorised(p)}) "
+            f"OR {authored} OR {_covering_grant(p, actor, alias, now_us)})"
+        )
     if restriction.confidential_for_actor is not None:
         kinds = frozenset({"adolescent_confidential"})
         confidential = _live_relation(p, restriction.confidential_for_actor, kinds, now_us)

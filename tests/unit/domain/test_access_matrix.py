@@ -55,6 +55,16 @@ ACTORS: dict[str, tuple[Principal, list[Relation], list[Relation]]] = {
         [],
         [],
     ),
+    "structure_client": (
+        Principal(
+            "system",
+            "logiciel-cabinet",
+            organization="Organization/cabinet",
+            scopes=parse_scopes("system/*.cruds"),
+        ),
+        [Relation("encounter")],
+        [],
+    ),
     "anonymous": (Principal("anonymous"), [], []),
 }
 TYPES = ("Observation", "DocumentReference", "Patient", "Practitioner")
@@ -95,6 +105,11 @@ allow("app", ("Patient",), ("read",), ("own",))
 # the backend: its system scopes, every patient
 allow("backend_client", TYPES, READS, ("own", "other", "absent"))
 allow("backend_client", ("DocumentReference",), ("create",), ("own", "other", "absent"))
+# a backend client bound to a structure: the record its structure has a care relation with; it
+# reads the documents it authored (the table's name no author: none) and changes those naming no other
+allow("structure_client", ("Observation", "Patient"), ALL, ("own",))
+allow("structure_client", ("DocumentReference",), ("create", "update", "delete"), ("own",))
+allow("structure_client", ("Practitioner",), READS, ("absent",))
 
 
 def target(rtype: str, relation: str) -> Target:
