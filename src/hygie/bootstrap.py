@@ -6,6 +6,7 @@ local folder. Both stores are wrapped so that Binary contents live in the blob s
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,12 @@ from hygie.config import Settings
 from hygie.domain.access import AccessPolicy
 from hygie.domain.audit import AuditLog
 from hygie.domain.break_glass import BreakGlassService
+from hygie.domain.eprescription.medicines import catalogue
+from hygie.domain.eprescription.rules import config_from
 from hygie.domain.outbox import Outbox
 from hygie.domain.policy import CategoryMatrix
 from hygie.fhir.interactions import FhirService, Limits
+from hygie.fhir.operations.eprescription import PrescriptionServices
 from hygie.fhir.operations.identity import IdentityServices, RegisterFile
 from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
@@ -68,6 +72,11 @@ class Runtime:
         self.resolver = PrincipalResolver(self.directory_read, roles=self._roles)
         if self.service.trust is None:
             self.service.trust = TrustServices(self.break_glass, self.kv, clock_us)
+        if self.service.prescriptions is None:
+            # the unverified e-prescription facts (number system…) from HYGIE_EPRESCRIPTION_*
+            self.service.prescriptions = PrescriptionServices(
+                catalogue(), config_from(os.environ), self.kv, clock_us
+            )
         if self.service.identity is None:
             register = RegisterFile(self.settings.insi_register_path)
             self.service.identity = IdentityServices(register, self.outbox, clock_us)

@@ -53,6 +53,7 @@ from hygie.fhir.validation import validate_resource
 from hygie.ports import ResourceStore, StoredResource, StoreTransaction, WriteOp
 
 if TYPE_CHECKING:
+    from hygie.fhir.operations.eprescription import PrescriptionServices
     from hygie.fhir.operations.identity import IdentityServices
     from hygie.fhir.operations.trust import TrustServices
 
@@ -189,6 +190,8 @@ class FhirService:
         self.server = server
         # emergency accesses and share codes (fhir/operations/trust.py), attached by the runtime
         self.trust: TrustServices | None = None
+        # e-prescription: medicines, settings, failed-lookup counts (fhir/operations/eprescription.py)
+        self.prescriptions: PrescriptionServices | None = None
         # INSi and the outbox for identification and care declarations (fhir/operations/identity.py)
         self.identity: IdentityServices | None = None
 

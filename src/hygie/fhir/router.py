@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from hygie.fhir import bundles, capability, searching
-from hygie.fhir.operations import everything, identity, masking, trust
+from hygie.fhir.operations import eprescription, everything, identity, masking, trust
 from hygie.fhir.operations import messaging as messaging_ops
 from hygie.fhir.outcome import InvalidRequest, NotFound, NotSupported
 from hygie.fhir.request import FhirRequest, FhirResponse
@@ -39,6 +39,9 @@ _INSTANCE_OPERATIONS = {
 # operations on a type: (type, operation) -> (HTTP methods, handler(service, request))
 _TYPE_OPERATIONS: dict[tuple[str, str], tuple[tuple[str, ...], TypeOperation]] = {
     ("Patient", "$identify"): (("POST",), identity.identify),
+    ("MedicationRequest", "$prescribe"): (("POST",), eprescription.prescribe),
+    ("MedicationRequest", "$lookup"): (("POST",), eprescription.lookup),
+    ("MedicationRequest", "$dispense"): (("POST",), eprescription.dispense),
 }
 
 
