@@ -12,7 +12,7 @@ from typing import Any
 from ens_seed import pdf_bytes
 from playwright.sync_api import expect
 
-from browser import assert_accessible, fill_sign_in
+from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import LiveHygie, People
 
 
@@ -23,11 +23,14 @@ def sign_in_pro(page: Any, hygie: LiveHygie, people: People, path: str = "/bsp")
     page.wait_for_url(f"{hygie.base}{path}")
 
 
-def test_one_sign_on_lands_on_the_services(page: Any, hygie: LiveHygie, people: People) -> None:
+def test_one_sign_on_lands_on_the_services(
+    page: Any, hygie: LiveHygie, people: People, tmp_path: Any
+) -> None:
     sign_in_pro(page, hygie, people)
     expect(page.locator("h1")).to_contain_text("Bonjour")
     assert page.locator("#personne-connectee").inner_text().strip() == "Dr Paul BERNARD"
     assert_accessible(page, "BSP home")
+    page.screenshot(path=str(screenshots_dir(tmp_path) / "bsp-accueil.png"), full_page=True)
     page.locator("#navigation-bsp").get_by_role("link", name="Patients").click()
     page.wait_for_url(f"{hygie.base}/bsp/patients")
     rows = page.locator("#table-patients tbody tr")
@@ -64,6 +67,7 @@ def test_summary_deposit_and_announce(page: Any, hygie: LiveHygie, people: Peopl
     page.fill("#titre", "Lettre de liaison — séjour de janvier")
     page.set_input_files("#fichier", str(letter))
     page.check("#invisible_patient", force=True)
+    page.screenshot(path=str(screenshots_dir(tmp_path) / "bsp-depot.png"), full_page=True)
     page.get_by_role("button", name="Déposer le document").click()
     page.wait_for_url(f"{hygie.base}/bsp/patients/{durand}/documents/*")
     expect(page.locator("h1")).to_have_text("Lettre de liaison — séjour de janvier")
@@ -75,7 +79,9 @@ def test_summary_deposit_and_announce(page: Any, hygie: LiveHygie, people: Peopl
     from hygie.domain.access import Caller
     from hygie.web.portal.door import Door
 
-    stored = hygie.call(Door(hygie.runtime.service).read(Caller.operator("tests"), "DocumentReference", document_id))
+    stored = hygie.call(
+        Door(hygie.runtime.service).read(Caller.operator("tests"), "DocumentReference", document_id)
+    )
     assert stored is not None
     assert stored["type"]["coding"][0]["code"] == "11490-0"
     assert stored["category"][0]["coding"][0]["code"] == "10"
@@ -85,16 +91,22 @@ def test_summary_deposit_and_announce(page: Any, hygie: LiveHygie, people: Peopl
 
     page.get_by_role("button", name="rendre visible au patient").click()
     expect(page.locator(".fr-alert--success")).to_contain_text("annoncé")
-    stored = hygie.call(Door(hygie.runtime.service).read(Caller.operator("tests"), "DocumentReference", document_id))
+    stored = hygie.call(
+        Door(hygie.runtime.service).read(Caller.operator("tests"), "DocumentReference", document_id)
+    )
     assert stored is not None
-    assert "INVISIBLE_PATIENT" not in {c["code"] for label in stored["securityLabel"] for c in label["coding"]}
+    assert "INVISIBLE_PATIENT" not in {
+        c["code"] for label in stored["securityLabel"] for c in label["coding"]
+    }
 
     page.goto(f"{hygie.base}/bsp/patients/{durand}/documents")
     expect(page.locator("#table-documents tbody tr")).to_have_count(1)
     assert_accessible(page, "documents list")
 
 
-def test_a_record_without_relation_is_not_open(page: Any, hygie: LiveHygie, people: People) -> None:
+def test_a_record_without_relation_is_not_open(
+    page: Any, hygie: LiveHygie, people: People, tmp_path: Any
+) -> None:
     martin = hygie.patients["martin"]
     sign_in_pro(page, hygie, people)
     response = page.goto(f"{hygie.base}/bsp/patients/{martin}")
@@ -114,3 +126,4 @@ def test_a_record_without_relation_is_not_open(page: Any, hygie: LiveHygie, peop
     expect(page.locator("#motif-erreur")).to_contain_text("motif")
     assert page.input_value("#justification") == "court"
     assert_accessible(page, "access page with errors")
+    page.screenshot(path=str(screenshots_dir(tmp_path) / "bsp-acces.png"), full_page=True)
