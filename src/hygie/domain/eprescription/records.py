@@ -28,7 +28,7 @@ from hygie.domain.eprescription.numbers import display_number
 from hygie.domain.eprescription.rules import PrescribedLine, Prescription
 from hygie.domain.identity.directory import IDNAT_PS_SYSTEM, RPPS_SYSTEM
 from hygie.domain.identity.fr_core import ins_of
-from hygie.domain.identity.nos import TRE_G15_PROFESSION
+from hygie.domain.identity.nos import TRE_A03_CLASS, TRE_G15_PROFESSION
 
 __all__ = [
     "CODE_HASH_URL",
@@ -58,7 +58,6 @@ __all__ = [
 CODE_HASH_URL: Final = "https://hygie.esante.example/fhir/StructureDefinition/eprescription-code-hash"
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
-TRE_A03_CLASS: Final = "https://mos.esante.gouv.fr/NOS/TRE_A03-ClasseDocument/FHIR/TRE-A03-ClasseDocument"
 CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 IHE_FORMAT: Final = "http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode"
 PRESCRIPTION_CLASS: Final = {"system": TRE_A03_CLASS, "code": "42", "display": "Prescription"}

@@ -66,6 +66,7 @@ from hygie.domain.eprescription.rules import (
 from hygie.domain.policy import Target
 from hygie.fhir import resources as res
 from hygie.fhir.outcome import Conflict, FhirError, Forbidden, InvalidRequest, Issue, NotFound, Unprocessable
+from hygie.fhir.record_metadata import check_professional_document
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.search import SearchQuery, parse_search
 from hygie.fhir.targets import target_of, target_of_resource
@@ -328,6 +329,7 @@ async def prescribe(service: FhirService, request: FhirRequest) -> FhirResponse:
         master_identifier=f"urn:uuid:{uuid.uuid4()}",
         authored_day=prescription.start.isoformat(),
     )
+    check_professional_document(request.caller.principal, "DocumentReference", document)
     target = target_of_resource("DocumentReference", patient_id, document)
     await service.require(request, "create", "DocumentReference", target=target, detail="$prescribe")
     await service.require(
