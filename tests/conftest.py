@@ -28,6 +28,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not SHARED.is_dir():  # a fresh clone sits beside shared/
     SHARED = Path(os.environ.get("HYGIE_SHARED_DATA", "/work/shared/data"))
 
+# the directory search's gazetteer reads the full commune list when the shared data is there
+# (HYGIE_COMMUNES_CSV, docs/operations.md); otherwise the package's extract
+_COMMUNES = SHARED / "fr" / "communes" / "communes-geo-2024.csv"
+if _COMMUNES.is_file():
+    os.environ.setdefault("HYGIE_COMMUNES_CSV", str(_COMMUNES))
+
 PG_URL = os.environ.get("HYGIE_TEST_POSTGRES_URL")
 BACKENDS = ["memory", "sqlite", "postgres"]
 

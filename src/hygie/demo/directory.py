@@ -5,6 +5,16 @@ hospital (CHU or CH), a multi-professional practice, a single-doctor practice an
 their staff: general practitioners, a cardiologist, a paediatrician, a midwife, nurses, a
 physiotherapist and pharmacists. Each citizen is then followed by the hub of their region, so
 that references stay geographically plausible (a patient living in Ajaccio sees a doctor in Corsica).
+Every other commune of the extract gets its local care (:class:`LocalCare`): a doctor's practice,
+a nurses' practice and a pharmacy — drawn from a random stream of their own, so that the hubs, and
+the citizens who depend on them, do not change when the local care does.
+
+Each structure has a FHIR ``Location`` (``loc-…``) whose ``position`` is its commune's centre
+moved by at most :data:`_SPREAD_KM` in a direction drawn from the structure's id (the streets are
+invented; so are their exact positions): the directory's geographic search (``Location?near=``)
+then orders the practices of one town as well as the towns. ``PractitionerRole.location`` points
+at it, and ``Location.managingOrganization`` at the structure. About one professional in three
+carries the "professionnel numérique" label (:data:`~hygie.domain.directory_search.DIGITAL_LABEL_URL`).
 
 Identifiers follow the national rules (``hygie.domain.identity``): RPPS with a Luhn key and the
 IdNat_PS ``8`` + RPPS; FINESS (EG and EJ) with a Luhn key for hospitals and pharmacies; SIREN/SIRET
@@ -17,6 +27,7 @@ The same directory can be written in the ANS open-extraction format ``PS_LibreAc
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +37,7 @@ from hygie.demo import codes
 from hygie.demo.codes import Profession
 from hygie.demo.common import Street, ascii_slug, landline_phone, pick_street
 from hygie.demo.reference import Commune, load_communes, load_first_names, load_surnames
+from hygie.domain.directory_search import DIGITAL_LABEL_URL
 from hygie.domain.ens.messaging import ACCEPTS_MESSAGES_URL
 from hygie.domain.identity.directory import PS_LIBREACCES_HEADER
 from hygie.domain.identity.luhn import finess_key, idnat_ps_from_rpps, luhn_key, rpps_key
@@ -34,6 +46,7 @@ __all__ = [
     "PS_LIBREACCES_HEADER",
     "Directory",
     "Hub",
+    "LocalCare",
     "Professional",
     "Structure",
     "build_directory",
@@ -60,6 +73,8 @@ _FINESS_CATEGORIES: Final = {
 _PHARMACY_NAMES: Final = ("du Centre", "de la Gare", "des Halles", "du Marché", "de la Mairie", "du Parc")
 _CHU_POPULATION: Final = 200_000
 _CHU_CITIES: Final = frozenset({"Paris", "Lyon", "Marseille"})
+_SPREAD_KM: Final = 1.2  # how far from its commune's centre a structure may sit
+_DIGITAL_SHARE: Final = 0.35  # the professionals with the "professionnel numérique" label
 
 
 def of_city(city: str) -> str:
@@ -149,27 +164,43 @@ class Hub:
 
 
 @dataclass(slots=True)
+class LocalCare:
+    """The local care of a commune that is not its region's hub: a doctor, nurses, a pharmacy."""
+
+    commune: Commune
+    structures: list[Structure]
+    professionals: list[Professional]
+
+
+@dataclass(slots=True)
 class Directory:
-    """The whole synthetic directory, indexed by region code."""
+    """The whole synthetic directory, indexed by region code, and the local care of the other communes."""
 
     hubs: dict[str, Hub]
+    local: list[LocalCare] = field(default_factory=list)
 
     @property
     def structures(self) -> list[Structure]:
-        """All structures, hub by hub."""
+        """All structures, hub by hub, then commune by commune."""
         return [
-            s
-            for hub in self.hubs.values()
-            for s in (hub.hospital, hub.group_practice, hub.practice, *hub.pharmacies)
+            *(
+                s
+                for hub in self.hubs.values()
+                for s in (hub.hospital, hub.group_practice, hub.practice, *hub.pharmacies)
+            ),
+            *(s for care in self.local for s in care.structures),
         ]
 
     @property
     def professionals(self) -> list[Professional]:
-        """All professionals, hub by hub."""
+        """All professionals, hub by hub, then commune by commune."""
         return [
-            p
-            for hub in self.hubs.values()
-            for p in (*hub.gps, *hub.hospital_staff.values(), *hub.nurses, *hub.others)
+            *(
+                p
+                for hub in self.hubs.values()
+                for p in (*hub.gps, *hub.hospital_staff.values(), *hub.nurses, *hub.others)
+            ),
+            *(p for care in self.local for p in care.professionals),
         ]
 
     def hub_for(self, commune: Commune) -> Hub:
@@ -295,23 +326,7 @@ def _make_hub(rng: random.Random, numbers: _Numbers, region: str, communes: list
         )
 
     def professional(profession: Profession, structure: Structure, mode: Literal["L", "S"]) -> Professional:
-        gender: Literal["male", "female"] = rng.choice(("male", "female"))
-        family, given = _person_name(rng, gender)
-        rpps = numbers.rpps()
-        local = f"{ascii_slug(given)}.{ascii_slug(family)}"
-        return Professional(
-            id=f"pra-{rpps}",
-            role_id=f"prr-{rpps}",
-            rpps=rpps,
-            gender=gender,
-            family=family,
-            given=given,
-            profession=profession,
-            structure=structure,
-            practice_mode=mode,
-            email=numbers.mailbox(local, profession.mail_domain),
-            phone=structure.phone,
-        )
+        return _professional(rng, numbers, profession, structure, mode)
 
     # The single-doctor practice is named after its doctor, so create the doctor first.
     solo_siret = numbers.siret(public=False)
@@ -364,16 +379,111 @@ def _make_hub(rng: random.Random, numbers: _Numbers, region: str, communes: list
     return hub
 
 
+def _professional(
+    rng: random.Random,
+    numbers: _Numbers,
+    profession: Profession,
+    structure: Structure,
+    mode: Literal["L", "S"],
+    name: tuple[Literal["male", "female"], str, str] | None = None,
+) -> Professional:
+    """A professional of ``structure`` (a new name unless ``name`` = (gender, family, given))."""
+    if name is None:
+        gender: Literal["male", "female"] = rng.choice(("male", "female"))
+        family, given = _person_name(rng, gender)
+    else:
+        gender, family, given = name
+    rpps = numbers.rpps()
+    return Professional(
+        id=f"pra-{rpps}",
+        role_id=f"prr-{rpps}",
+        rpps=rpps,
+        gender=gender,
+        family=family,
+        given=given,
+        profession=profession,
+        structure=structure,
+        practice_mode=mode,
+        email=numbers.mailbox(f"{ascii_slug(given)}.{ascii_slug(family)}", profession.mail_domain),
+        phone=structure.phone,
+    )
+
+
+def _make_local(rng: random.Random, numbers: _Numbers, commune: Commune) -> LocalCare:
+    """A commune's doctor (in a practice named after them), two nurses and a pharmacy."""
+    city = commune.city
+    gender: Literal["male", "female"] = rng.choice(("male", "female"))
+    family, given = _person_name(rng, gender)
+    practice_name = f"Cabinet du Dr {given} {family}"
+    siret = numbers.siret(public=False)
+    practice = Structure(
+        id=f"org-{siret}",
+        kind="practice",
+        name=practice_name,
+        address=pick_street(rng, commune),
+        siret=siret,
+        phone=landline_phone(rng, commune),
+        email=_structure_mailbox(numbers, f"cabinet {family}", city),
+    )
+    nurses_name = f"Cabinet infirmier {of_city(city)}"
+    nurses_siret = numbers.siret(public=False)
+    nurses = Structure(
+        id=f"org-{nurses_siret}",
+        kind="group_practice",
+        name=nurses_name,
+        address=pick_street(rng, commune),
+        siret=nurses_siret,
+        phone=landline_phone(rng, commune),
+        email=_structure_mailbox(numbers, "infirmiers", city),
+    )
+    pharmacy_name = f"Pharmacie {rng.choice(_PHARMACY_NAMES)}"
+    finess = numbers.finess(commune.department)
+    pharmacy = Structure(
+        id=f"org-{finess}",
+        kind="pharmacy",
+        name=pharmacy_name,
+        address=pick_street(rng, commune),
+        siret=numbers.siret(public=False),
+        phone=landline_phone(rng, commune),
+        email=_structure_mailbox(numbers, pharmacy_name, city),
+        finess=finess,
+        finess_ej=numbers.finess(commune.department),
+        category=_FINESS_CATEGORIES["pharmacy"],
+    )
+    return LocalCare(
+        commune,
+        [practice, nurses, pharmacy],
+        [
+            _professional(rng, numbers, codes.GP, practice, "L", (gender, family, given)),
+            _professional(rng, numbers, codes.NURSE, nurses, "L"),
+            _professional(rng, numbers, codes.NURSE, nurses, "L"),
+            _professional(rng, numbers, codes.PHARMACIST, pharmacy, "L"),
+        ],
+    )
+
+
 def build_directory(seed: int = 0) -> Directory:
-    """The directory for ``seed``: one hub per region of the commune extract (18 regions)."""
+    """The directory for ``seed``: one hub per region of the commune extract (18 regions), and
+    the local care of every other commune of the extract."""
     rng = random.Random(f"hygie-directory:{seed}")
     numbers = _Numbers(rng)
     by_region: dict[str, list[Commune]] = {}
     for commune in load_communes():
         by_region.setdefault(commune.region, []).append(commune)
-    return Directory(
+    directory = Directory(
         {region: _make_hub(rng, numbers, region, communes) for region, communes in sorted(by_region.items())}
     )
+    # the local care draws from its own stream (the hubs above stay what they were) but shares
+    # the identifiers already taken
+    local_numbers = _Numbers(random.Random(f"hygie-directory-local:{seed}"))
+    local_numbers.used = numbers.used
+    hubs = {hub.commune.insee for hub in directory.hubs.values()}
+    directory.local = [
+        _make_local(local_numbers.rng, local_numbers, commune)
+        for commune in load_communes()
+        if commune.insee not in hubs
+    ]
+    return directory
 
 
 # --------------------------------------------------------------------------- FHIR
@@ -397,6 +507,43 @@ def _mssante(address: str) -> dict[str, Any]:
         "system": "email",
         "value": address,
     }
+
+
+def location_id(s: Structure) -> str:
+    """``loc-<FINESS or SIRET>``: the structure's Location beside its ``org-…`` Organization."""
+    return "loc-" + s.id.removeprefix("org-")
+
+
+def structure_position(s: Structure) -> tuple[float, float]:
+    """(latitude, longitude): the commune's centre moved by up to :data:`_SPREAD_KM`, the same
+    for the same structure at every run."""
+    rng = random.Random(f"hygie-position:{s.id}")
+    distance, bearing = _SPREAD_KM * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+    commune = s.address.commune
+    dlat = math.degrees(distance * math.cos(bearing) / 6371.0088)
+    dlng = math.degrees(distance * math.sin(bearing) / 6371.0088) / math.cos(math.radians(commune.lat))
+    return round(commune.lat + dlat, 6), round(commune.lng + dlng, 6)
+
+
+def location_resource(s: Structure) -> dict[str, Any]:
+    """The structure's place: its address, phone and position, managed by its Organization."""
+    lat, lng = structure_position(s)
+    return {
+        "resourceType": "Location",
+        "id": location_id(s),
+        "status": "active",
+        "name": s.name,
+        "mode": "instance",
+        "telecom": [{"system": "phone", "value": s.phone, "use": "work"}],
+        "address": s.address.fhir(),
+        "position": {"longitude": lng, "latitude": lat},
+        "managingOrganization": {"reference": f"Organization/{s.id}", "display": s.name},
+    }
+
+
+def has_digital_label(p: Professional) -> bool:
+    """Whether the demo gives this professional the "professionnel numérique" label (about a third)."""
+    return random.Random(f"hygie-digital:{p.rpps}").random() < _DIGITAL_SHARE
 
 
 def organization_resource(s: Structure) -> dict[str, Any]:
@@ -460,7 +607,7 @@ def practitioner_resource(p: Professional) -> dict[str, Any]:
                 }
             }
         )
-    return {
+    practitioner: dict[str, Any] = {
         "resourceType": "Practitioner",
         "id": p.id,
         "meta": {"profile": [codes.PROFILE_PRACTITIONER]},
@@ -474,6 +621,9 @@ def practitioner_resource(p: Professional) -> dict[str, Any]:
         "gender": p.gender,
         "qualification": qualifications,
     }
+    if has_digital_label(p):
+        practitioner["extension"] = [{"url": DIGITAL_LABEL_URL, "valueBoolean": True}]
+    return practitioner
 
 
 def practitioner_role_resource(p: Professional) -> dict[str, Any]:
@@ -486,6 +636,7 @@ def practitioner_role_resource(p: Professional) -> dict[str, Any]:
         "active": True,
         "practitioner": {"reference": f"Practitioner/{p.id}", "display": p.display},
         "organization": {"reference": f"Organization/{p.structure.id}", "display": p.structure.name},
+        "location": [{"reference": f"Location/{location_id(p.structure)}", "display": p.structure.name}],
         "code": [
             {
                 "coding": [
@@ -539,6 +690,7 @@ def practitioner_role_resource(p: Professional) -> dict[str, Any]:
 def directory_bundle(directory: Directory) -> dict[str, Any]:
     """Transaction Bundle of the directory, with PUT entries on the stable ids (idempotent load)."""
     resources: list[dict[str, Any]] = [organization_resource(s) for s in directory.structures]
+    resources.extend(location_resource(s) for s in directory.structures)
     resources.extend(practitioner_resource(p) for p in directory.professionals)
     resources.extend(practitioner_role_resource(p) for p in directory.professionals)
     return {

@@ -20,7 +20,7 @@ from hygie.fhir.outcome import FhirError
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 
-__all__ = ["default_synthea_dir", "load_demo"]
+__all__ = ["default_communes_csv", "default_synthea_dir", "load_demo"]
 
 _MARKER = "demo-loaded"
 
@@ -34,6 +34,17 @@ def default_synthea_dir() -> Path | None:
         for folder in [start, *start.parents]:
             candidate = folder.parent / "shared" / "data" / "synthea-r4" / "bundles"
             if candidate.is_dir():
+                return candidate
+    return None
+
+
+def default_communes_csv() -> Path | None:
+    """The full INSEE commune list with coordinates, when this checkout sits beside ``shared/``:
+    the demo's directory search then knows every commune, not only the package's extract."""
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for folder in [start, *start.parents]:
+            candidate = folder.parent / "shared" / "data" / "fr" / "communes" / "communes-geo-2024.csv"
+            if candidate.is_file():
                 return candidate
     return None
 

@@ -69,7 +69,7 @@ def test_shape(population: list[dict[str, Any]]) -> None:
     assert directory["type"] == "transaction"
     for entry in directory["entry"]:
         resource = entry["resource"]
-        assert resource["resourceType"] in ("Organization", "Practitioner", "PractitionerRole")
+        assert resource["resourceType"] in ("Organization", "Location", "Practitioner", "PractitionerRole")
         assert entry["request"] == {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
     for bundle in population[1:]:
         assert bundle["type"] == "transaction"

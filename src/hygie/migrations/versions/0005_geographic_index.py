@@ -40,9 +40,9 @@ def _row(content: bytes) -> tuple[float, float, float, float, float] | None:
     if not isinstance(position, dict):
         return None
     lat, lng = position.get("latitude"), position.get("longitude")
-    if type(lat) not in (int, float) or type(lng) not in (int, float):
+    if not isinstance(lat, int | float) or not isinstance(lng, int | float):
         return None
-    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+    if isinstance(lat, bool) or isinstance(lng, bool) or not (-90 <= lat <= 90 and -180 <= lng <= 180):
         return None
     return (float(lat), float(lng), *unit_vector(float(lat), float(lng)))
 

@@ -67,6 +67,12 @@ NAV: tuple[NavItem, ...] = (
     ),
     NavItem("/ens/alertes", "Alertes santé", "fr-icon-alarm-warning-line", "Messages des autorités de santé"),
     NavItem("/ens/questionnaires", "Questionnaires", "fr-icon-survey-line", "Votre avis sur vos soins"),
+    NavItem(
+        "/ens/annuaire",
+        "Annuaire santé",
+        "fr-icon-search-line",
+        "Trouver un professionnel ou une structure près de chez vous",
+    ),
     NavItem("/ens/export", "Exporter", "fr-icon-download-line", "Tout votre dossier, en fichier ou en PDF"),
     NavItem(
         "/ens/mon-espace", "Mon espace", "fr-icon-settings-5-line", "Ouverture, fermeture et conservation"
