@@ -165,11 +165,14 @@ def demo(
     load_only: Annotated[bool, typer.Option("--load-only", help="Load the demo data, do not serve")] = False,
 ) -> None:
     """Embedded SQLite under the data folder, demo data loaded once, server on http://127.0.0.1:8000."""
-    from hygie.demo.loader import load_demo  # noqa: PLC0415
+    from hygie.demo.loader import default_communes_csv, load_demo  # noqa: PLC0415
 
     folder = (data_dir or Path(os.environ.get("HYGIE_DATA_DIR", "data"))).resolve()
     # the demo always runs on the embedded database of its data folder
     _export_env(folder, f"sqlite:///{folder / 'hygie.sqlite3'}")
+    communes = default_communes_csv()
+    if communes is not None:  # the directory search knows every commune (docs/operations.md)
+        os.environ.setdefault("HYGIE_COMMUNES_CSV", str(communes))
     settings = load_settings()
     summary = asyncio.run(load_demo(settings, patients=patients, synthea_dir=synthea, console=console))
     base = f"http://{host}:{port}"

@@ -59,6 +59,10 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024  # a document a person adds from the portal
     ens_opt_out_days: int = 42  # after a health space opens, the person may refuse it for this long
     ens_archive_years: int = 10  # a closed space's record is archived (and may reopen) this long
+    # the directory search (domain/directory_search.py, domain/geo.py): the commune list with
+    # coordinates (None: the package's extract) and the "professionnel numérique" label's URL
+    communes_csv: Path | None = None
+    digital_label_url: str | None = None  # None: Hygie's own extension URL
     # the INSi reference register (JSON, written by `hygie demo`); absent: an empty register
     insi_register: Path | None = None  # default <data_dir>/insi-register.json
 
@@ -133,6 +137,8 @@ def load_settings(**overrides: object) -> Settings:
         max_upload_bytes=_int("HYGIE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
         ens_opt_out_days=_int("HYGIE_ENS_OPT_OUT_DAYS", 42),
         ens_archive_years=_int("HYGIE_ENS_ARCHIVE_YEARS", 10),
+        communes_csv=Path(os.environ["HYGIE_COMMUNES_CSV"]) if os.environ.get("HYGIE_COMMUNES_CSV") else None,
+        digital_label_url=os.environ.get("HYGIE_DIGITAL_LABEL_URL") or None,
         insi_register=Path(os.environ["HYGIE_INSI_REGISTER"])
         if os.environ.get("HYGIE_INSI_REGISTER")
         else None,
