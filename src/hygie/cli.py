@@ -231,6 +231,20 @@ def client_add(
             "structure, through the structure's care relations only (a practice's software)"
         ),
     ] = None,
+    launch_url: Annotated[
+        str | None,
+        typer.Option(help="Where a portal opens the app (SMART EHR launch: ?iss=…&launch=… appended)"),
+    ] = None,
+    audience: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--audience",
+            help="Offer the app in a portal: professional (the BSP's Applications page); repeatable",
+        ),
+    ] = None,
+    description: Annotated[
+        str, typer.Option(help="What the app does, in French, as the portal's catalogue shows it")
+    ] = "",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -258,6 +272,9 @@ def client_add(
             launch=launch,  # type: ignore[arg-type]
             client_id=client_id,
             organization=organization,
+            launch_url=launch_url,
+            audience=audience or [],
+            description=description,
         )
         out: dict[str, object] = {
             "client_id": client.client_id,
@@ -268,6 +285,10 @@ def client_add(
         }
         if client.organization:
             out["organization"] = client.organization
+        if client.launch_url:
+            out["launch_url"] = client.launch_url
+        if client.audience:
+            out["audience"] = list(client.audience)
         if client_secret:
             out["client_secret"] = client_secret
         return out

@@ -9,6 +9,12 @@ A backend client may be **bound to a structure** (``organization``, an ``Organiz
 reference): its service tokens carry it, and the access policy then lets it act as that
 structure only — through the structure's own care relations — instead of as a platform job
 (``domain/policy.py``). A practice's or a hospital's software is registered so.
+
+An app may be **offered to professionals** (``audience`` ``professional``): the professionals'
+portal lists it, with its ``description`` and what its scopes let it read or write, and opens it
+in a patient's context by an EHR launch — a redirect to its ``launch_url`` with ``iss`` and
+``launch`` (``web/bsp/apps.py``). Such an app is an interactive SMART app: redirect URIs, the
+``launch`` scope, and a launch URL under the same rules as its redirect URIs.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from hygie.auth.errors import OAuthError
 from hygie.auth.scopes import InvalidScope, parse_scopes
 from hygie.ports import KeyValueStore
 
-__all__ = ["ASSERTION_TYPE", "Client", "ClientRegistry"]
+__all__ = ["ASSERTION_TYPE", "AUDIENCES", "Client", "ClientRegistry"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
@@ -42,6 +48,10 @@ _JTI = "client_assertion_jti"
 _hasher = PasswordHasher()
 # a literal reference to an Organization (FHIR id: letters, digits, '-' and '.', 1 to 64)
 _ORGANIZATION = re.compile(r"Organization/[A-Za-z0-9\-.]{1,64}")
+# the portals that may offer an app to the people who sign in to them
+AUDIENCES = ("professional",)
+# where redirect and launch URLs may point: https, or plain http on the loopback only
+_WEB_ORIGINS = ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -60,6 +70,13 @@ class Client:
     created: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     organization: str | None = None  # Organization/…: the structure its backend tokens act as
+    launch_url: str | None = None  # where a portal opens it (EHR launch: ?iss=…&launch=…)
+    audience: tuple[str, ...] = ()  # the portals that offer it ("professional": the BSP)
+    description: str = ""  # one or two sentences the catalogue shows
+
+    def offered_to(self, audience: str) -> bool:
+        """Whether a portal lists this app for its people (and can launch it)."""
+        return self.status == "active" and audience in self.audience and self.launch_url is not None
 
     @property
     def public(self) -> bool:
@@ -68,11 +85,18 @@ class Client:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["redirect_uris"] = list(self.redirect_uris)
+        data["audience"] = list(self.audience)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Client:
-        return cls(**{**data, "redirect_uris": tuple(data.get("redirect_uris", ()))})
+        return cls(
+            **{
+                **data,
+                "redirect_uris": tuple(data.get("redirect_uris", ())),
+                "audience": tuple(data.get("audience", ())),
+            }
+        )
 
 
 class ClientRegistry:
@@ -91,10 +115,14 @@ class ClientRegistry:
         launch: Literal["ehr", "standalone", "both"] | None = None,
         client_id: str | None = None,
         organization: str | None = None,
+        launch_url: str | None = None,
+        audience: list[str] | tuple[str, ...] = (),
+        description: str = "",
     ) -> tuple[Client, str | None]:
         """Register a client; returns it with its secret (shown once) when one was asked for.
 
-        ``organization`` binds the client's backend-service tokens to that structure."""
+        ``organization`` binds the client's backend-service tokens to that structure;
+        ``audience``, ``launch_url`` and ``description`` offer an app in a portal."""
         try:
             scopes = parse_scopes(scope)
         except InvalidScope as exc:
@@ -105,10 +133,11 @@ class ClientRegistry:
             if not any(s.context == "system" for s in scopes.resources):
                 raise ValueError("a client bound to a structure is a backend service: give it system/ scopes")
         for uri in redirect_uris:
-            if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+            if not uri.startswith(_WEB_ORIGINS):
                 raise ValueError(f"redirect URI {uri!r} must be https (or http on loopback)")
             if "#" in uri:
                 raise ValueError(f"redirect URI {uri!r} must not contain a fragment")
+        _check_offer(scopes.others, redirect_uris, launch_url, audience, organization)
         if jwks is not None:
             try:
                 KeySet.import_key_set(jwks)  # type: ignore[arg-type]
@@ -135,6 +164,9 @@ class ClientRegistry:
             launch=launch,
             created=self.clock(),
             organization=organization,
+            launch_url=launch_url,
+            audience=tuple(dict.fromkeys(audience)),
+            description=" ".join(description.split()),
         )
         if not await self.kv.add(_KIND, client.client_id, client.to_json()):
             raise ValueError(f"client id {client.client_id!r} is already registered")
@@ -143,6 +175,13 @@ class ClientRegistry:
     async def get(self, client_id: str) -> Client | None:
         data = await self.kv.get(_KIND, client_id)
         return Client.from_json(data) if data else None
+
+    async def offered_to(self, audience: str) -> list[Client]:
+        """The active apps a portal offers (``audience``), by name."""
+        found = (Client.from_json(value) for _, value in await self.kv.list(_KIND))
+        return sorted(
+            (c for c in found if c.offered_to(audience)), key=lambda c: (c.name.casefold(), c.client_id)
+        )
 
     async def set_status(self, client_id: str, status: Literal["active", "suspended"]) -> None:
         client = await self.get(client_id)
@@ -226,6 +265,32 @@ class ClientRegistry:
         if not fresh:
             raise OAuthError("invalid_client", "client assertion replayed (jti already used)", status=401)
         return client
+
+
+def _check_offer(
+    others: frozenset[str],
+    redirect_uris: list[str] | tuple[str, ...],
+    launch_url: str | None,
+    audience: list[str] | tuple[str, ...],
+    organization: str | None,
+) -> None:
+    """An app offered in a portal is an interactive SMART app the portal can launch (EHR launch)."""
+    unknown = [a for a in audience if a not in AUDIENCES]
+    if unknown:
+        raise ValueError(f"audience {unknown[0]!r} is not one of {', '.join(AUDIENCES)}")
+    if launch_url is not None:
+        if not launch_url.startswith(_WEB_ORIGINS):
+            raise ValueError(f"launch URL {launch_url!r} must be https (or http on loopback)")
+        if "#" in launch_url:
+            raise ValueError(f"launch URL {launch_url!r} must not contain a fragment")
+        if "launch" not in others:
+            raise ValueError("an app opened by a launch URL needs the 'launch' scope (SMART EHR launch)")
+        if not redirect_uris:
+            raise ValueError("an app opened by a launch URL needs a redirect URI")
+        if organization is not None:
+            raise ValueError("a client bound to a structure is a backend service: it has no launch URL")
+    if audience and launch_url is None:
+        raise ValueError("an app offered in a portal needs a launch URL (--launch-url)")
 
 
 def _claimed_issuer(assertion: str) -> str | None:

@@ -98,6 +98,7 @@ class AuthorizeRequest:
     nonce: str | None = None
     launch: LaunchContext | None = None
     launch_id: str | None = None
+    launch_account: str | None = None  # the person the EHR launch was made for
     needs_patient_choice: bool = False  # standalone launch asking launch/patient
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -248,14 +249,21 @@ class AuthorizationServer:
 
     # -- launch ------------------------------------------------------------------------------------
 
-    async def create_launch(self, context: LaunchContext, *, account_id: str) -> str:
-        """An opaque EHR launch token carrying the patient/encounter context (10 minutes)."""
+    async def create_launch(
+        self, context: LaunchContext, *, account_id: str, client_id: str | None = None
+    ) -> str:
+        """An opaque EHR launch token carrying the patient/encounter context (10 minutes).
+
+        It is bound to the person the portal launched the app for — nobody else's sign-in can use
+        it (:meth:`check_launch_subject`) — and, with ``client_id``, to that app alone: a launch
+        token leaked to another app opens nothing."""
         launch_id = secrets.token_urlsafe(24)
         await self.kv.put(
             _LAUNCH,
             launch_id,
             {
                 "account_id": account_id,
+                "client_id": client_id,
                 "patient": context.patient,
                 "encounter": context.encounter,
                 "fhir_context": list(context.fhir_context),
@@ -300,11 +308,15 @@ class AuthorizationServer:
         if aud is not None and aud.rstrip("/") != self.fhir_base:
             raise OAuthError("invalid_request", "aud is not this FHIR server", redirect=True)
         launch: LaunchContext | None = None
+        launch_account: str | None = None
         launch_id = params.get("launch")
         if launch_id:
             data = await self.kv.get(_LAUNCH, launch_id)
             if data is None:
                 raise OAuthError("invalid_request", "unknown or expired launch", redirect=True)
+            if data.get("client_id") not in (None, client.client_id):
+                raise OAuthError("invalid_request", "this launch was made for another app", redirect=True)
+            launch_account = str(data["account_id"]) if data.get("account_id") else None
             launch = LaunchContext(
                 patient=data.get("patient"),
                 encounter=data.get("encounter"),
@@ -323,8 +335,16 @@ class AuthorizationServer:
             nonce=params.get("nonce"),
             launch=launch,
             launch_id=launch_id,
+            launch_account=launch_account,
             needs_patient_choice=needs_choice,
         )
+
+    @staticmethod
+    def check_launch_subject(request: AuthorizeRequest, subject: Subject) -> None:
+        """An EHR launch is for the person it was made for: another signed-in person (a shared
+        workstation, a forwarded link) gets no code with its patient context."""
+        if request.launch_account is not None and request.launch_account != subject.account_id:
+            raise OAuthError("access_denied", "this launch was made for another person", redirect=True)
 
     async def issue_code(
         self,
@@ -335,6 +355,7 @@ class AuthorizationServer:
         patient: str | None = None,
     ) -> str:
         """Redirect URL carrying a fresh code for ``subject`` (after sign-in and approval)."""
+        self.check_launch_subject(request, subject)
         scopes = approved.narrow(request.scopes) if approved is not None else request.scopes
         context_patient = patient or (request.launch.patient if request.launch else None)
         if (

@@ -263,6 +263,11 @@ class OAuthWeb:
         patient: str | None = None,
     ) -> Response:
         assert session.subject is not None
+        try:
+            self.server.check_launch_subject(authz, session.subject)
+        except OAuthError as error:
+            await self.kv.delete("authz", suite)
+            return self._authorize_error({"redirect_uri": authz.redirect_uri, "state": authz.state}, error)
         if authz.needs_patient_choice and session.subject.kind != "citizen" and patient is None:
             return self._set_cookie(
                 render(
@@ -293,6 +298,7 @@ class OAuthWeb:
                 csrf=session.csrf,
                 patient=patient,
                 patient_label=label,
+                professional=session.subject.kind == "professional",
             ),
             session,
         )
@@ -358,7 +364,10 @@ class OAuthWeb:
             and await self.patients.label(session.subject, patient) is None
         ):
             return _expired()
-        url = await self.server.issue_code(authz, session.subject, approved=approved, patient=patient)
+        try:
+            url = await self.server.issue_code(authz, session.subject, approved=approved, patient=patient)
+        except OAuthError as error:
+            return self._authorize_error({"redirect_uri": authz.redirect_uri, "state": authz.state}, error)
         return RedirectResponse(url, status_code=303)
 
     # -- sign-in -----------------------------------------------------------------------------------
