@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
-from hygie.web.bsp import access, documents, home, identify, patients
+from hygie.web.bsp import access, apps, documents, home, identify, patients, practice
 from hygie.web.bsp.core import Bsp
 from hygie.web.portal.door import Door
 from hygie.web.portal.forms import Forms
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["bsp_routes", "build_bsp"]
 
 # the order matters where paths overlap: a patient's sub-pages before "/bsp/patients/{patient}"
-SECTIONS = (home, identify, documents, access, patients)
+SECTIONS = (home, identify, documents, access, apps, practice, patients)
 
 
 def build_bsp(runtime: Runtime, oauth: OAuthWeb) -> Bsp:

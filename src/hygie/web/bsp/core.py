@@ -74,6 +74,7 @@ RECORD_TABS: tuple[tuple[str, str], ...] = (
     ("", "Synthèse"),
     ("/documents", "Documents"),
     ("/prescrire", "Prescrire"),
+    ("/applications", "Applications"),
     ("/acces", "Accès au dossier"),
 )
 
