@@ -430,8 +430,9 @@ class DirectorySearch:
     async def _professionals(
         self, caller: Caller, query: DirectoryQuery, near: str | None, centre: Place | None
     ) -> list[Entry]:
+        # inactive activities are left out here rather than by "active=true": the place (or the
+        # name) is what narrows the search; every activity would match "active"
         base: list[tuple[str, str]] = [
-            ("active", "true"),
             ("_include", "PractitionerRole:practitioner"),
             ("_include", "PractitionerRole:organization"),
             ("_include", "PractitionerRole:location"),
@@ -463,7 +464,11 @@ class DirectorySearch:
             for role in found:
                 roles.setdefault(str(role.get("id")), role)
             included.update(more)
-        return [self._professional(role, included, centre) for role in roles.values()]
+        return [
+            self._professional(role, included, centre)
+            for role in roles.values()
+            if role.get("active") is not False
+        ]
 
     def _professional(
         self, role: dict[str, Any], included: Mapping[str, dict[str, Any]], centre: Place | None
@@ -509,7 +514,6 @@ class DirectorySearch:
         self, caller: Caller, query: DirectoryQuery, near: str | None, centre: Place | None
     ) -> list[Entry]:
         base: list[tuple[str, str]] = [
-            ("active", "true"),
             ("_revinclude", "Location:organization"),
             ("_count", "100"),
         ]
@@ -540,6 +544,8 @@ class DirectorySearch:
                     places_of[owner].append(resource)
         out: list[Entry] = []
         for id, organization in found.items():
+            if organization.get("active") is False:
+                continue
             places = [
                 loc
                 for loc in places_of.get(f"Organization/{id}", [])

@@ -478,12 +478,14 @@ def criterion_sql(
         inner = crit.chain
         assert inner is not None and crit.has_type and crit.has_param
         h = f"h{counter[0]}"
-        # placeholders in textual order: SQLite binds "?" positionally
+        # the referenced type as a constant when it is known: the subquery is then evaluated once
+        # (PostgreSQL hashes it) instead of once per candidate row, as a correlation forces
+        target = p(crit.resource_type) if crit.resource_type != "Resource" else f"{alias}.res_type"
         head = (
             f"{alias}.res_id IN (SELECT {sub}.target_id FROM idx_reference {sub} "
             f"JOIN resources {h} ON {h}.rid = {sub}.rid "
             f"WHERE {sub}.res_type = {p(crit.has_type)} AND {sub}.param = {p(crit.has_param)} "
-            f"AND {sub}.target_type = {alias}.res_type AND {h}.deleted = {p.false()} AND "
+            f"AND {sub}.target_type = {target} AND {h}.deleted = {p.false()} AND "
         )
         inner_sql = criterion_sql(p, inner, h, now_us, counter, restriction)
         guard = restriction_sql(p, restriction, h, now_us) if restriction is not None else None
@@ -594,7 +596,8 @@ def _selectivity(crit: Criterion) -> int:
     if crit.kind == "id":
         return 100
     if crit.chain is not None:
-        return 10
+        # a chain to nearby places (location.near) is as narrow as the box; other chains are wide
+        return 65 if crit.chain.kind == "geo" and crit.chain.values else 10
     if crit.kind == "reference":
         return (
             90 if all(isinstance(v, ReferenceValue) and (v.target_id or v.url) for v in crit.values) else 10
@@ -605,7 +608,8 @@ def _selectivity(crit: Criterion) -> int:
     if crit.kind == "string":
         return 50 if crit.modifier == "exact" else 40
     if crit.kind == "geo":
-        return 45  # a box of a few kilometres: a small part of the directory
+        # a box of a few kilometres: a small part of the directory, narrower than "every doctor"
+        return 65 if crit.values else 0
     if crit.kind in ("uri", "composite", "quantity", "number"):
         return 35
     return 20  # dates: usually wide ranges
