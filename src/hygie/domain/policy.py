@@ -18,11 +18,18 @@ Rules (``docs/security.md`` has the full matrix):
   **aidants / trusted persons** act within the categories of their delegation;
 * **professionals** reach a patient only through a relation — care team, médecin traitant,
   declared encounter, explicit grant (which may be limited to categories and expires) — or an
-  open break-glass the patient did not refuse; a block by the patient wins over everything,
+  open break-glass the patient did not refuse; the relations of the structure they work for
+  (its encounters, care teams, grants, and its blocks) are theirs too, in reads as in searches;
+  a block by the patient (of the person or of the structure) wins over everything,
   and so does a closed health space (``space_closed``, which also shuts helpers out);
   documents follow the profession × category matrix; a document labelled ``MASQUE_PS`` stays
   visible only to its authors and the médecin traitant; resources outside any patient
   compartment (directory, terminology, medication) are readable by any professional;
+* **correspondence outside any record** — a ``Communication`` that names no patient (a message
+  between professionals, an authority's alert to a professional) — is its parties': its sender
+  and recipients (a professional also reads what is addressed to their structure); nobody else
+  reads it, only a professional (or a structure's software) sends one, in their own name, and
+  only its sender changes it (the recipient acknowledges it with ``$mark-received``);
 * **backend services** (SMART ``system/``) act within their scopes: an unbound one is a platform
   job (imports, exports), trusted with every record its scopes name; one **bound to a structure**
   (a practice's or a hospital's software, registered with ``organization``) acts as that
@@ -84,6 +91,8 @@ CARE_RELATIONS: frozenset[str] = frozenset({"care_team", "medecin_traitant", "en
 STRUCTURE_RELATIONS: frozenset[str] = frozenset({"care_team", "encounter", "grant"})
 # what the patient declares about their own record: the relations a structure would gain by writing them
 PATIENT_DECLARED: frozenset[str] = frozenset({"Consent", "RelatedPerson"})
+# outside any patient record, these are letters between their parties (Target.parties)
+CORRESPONDENCE: frozenset[str] = frozenset({"Communication"})
 # entries a person signs: a patient or a relative creates them only in their own name
 SIGNED_BY_WRITER: frozenset[str] = frozenset({"Communication", "QuestionnaireResponse"})
 WRITES = frozenset({"create", "update", "delete"})
@@ -139,6 +148,7 @@ class Target:
     categories: frozenset[str] = frozenset()  # document class / type codes
     labels: frozenset[str] = frozenset()  # security label codes
     authors: frozenset[str] = frozenset()  # references of authors / recorders
+    parties: frozenset[str] = frozenset()  # a correspondence's sender and recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +272,8 @@ def decide(
     kind = principal.kind
     if kind == "anonymous":
         return Verdict(False, "not authenticated")
+    if target.patient is None and target.resource_type in CORRESPONDENCE:
+        return _correspondence(principal, interaction, target)
     if principal.structure is not None:
         return _structure(principal.structure, interaction, target, _live(relations, now_us))
     if kind in ("operator", "system"):
@@ -277,6 +289,35 @@ def decide(
     if kind in ("representative", "aidant"):
         return _delegate(principal, interaction, target, live)
     return _professional(principal, interaction, target, live, matrix or CategoryMatrix.default())
+
+
+def correspondent_refs(principal: Principal) -> frozenset[str]:
+    """The references that make ``principal`` a party to a correspondence: themselves, and for a
+    professional or a structure's software, the structure (a structure's mailbox is its members')."""
+    refs = {principal.subject} if principal.subject and "/" in principal.subject else set()
+    if principal.kind in ("practitioner", "system") and principal.organization:
+        refs.add(principal.organization)
+    return frozenset(refs)
+
+
+def _correspondence(principal: Principal, interaction: Interaction, target: Target) -> Verdict:
+    """A Communication outside any patient record: a letter between its parties."""
+    if principal.kind == "operator" or (principal.kind == "system" and principal.structure is None):
+        return Verdict(True, f"{principal.kind}: trusted platform actor")
+    me = correspondent_refs(principal)
+    if interaction == "create":
+        if principal.kind not in ("practitioner", "system"):
+            return Verdict(False, "only professionals write to each other outside a record")
+        if not target.authors & me:
+            return Verdict(False, "a message is sent in one's own name or one's structure's")
+        return Verdict(True, "the sender of the correspondence")
+    if interaction in ("update", "delete"):
+        if target.authors & me:
+            return Verdict(True, "the sender of the correspondence")
+        return Verdict(False, "only its sender changes a message")
+    if target.parties & me:
+        return Verdict(True, "a party to the correspondence")
+    return Verdict(False, "a correspondence between other people")
 
 
 # who only professionals and structures may name as an entry's author
@@ -431,6 +472,13 @@ class SearchRestriction:
     ``unless_author`` the principal's own documents stay); ``categories`` restricts documents;
     ``structure_actor`` keeps a structure's categorised documents to those it authored or a grant
     to it covers, and drops Binary rows (see :func:`_structure`).
+
+    A professional's ``actor_structure`` is the Organization they work for: as :func:`decide`
+    weighs the relations of both (``AccessPolicy.facts``), its care relations, blocks and grants
+    count with the person's for ``relation_actor``, ``blocked_for_actor`` and
+    ``grant_categories_actor`` (the store asks for ``actor IN (person, structure)``); the
+    médecin-traitant exception (``unless_relation``) and authorship (``unless_author``) stay the
+    person's — a médecin traitant is a person, never an Organization (``domain/relations.py``).
     """
 
     nothing: bool = False
@@ -453,6 +501,16 @@ class SearchRestriction:
     # a structure (bound backend client): categorised documents only when it is among their
     # authors or one of its live grants covers their category; no Binary rows at all
     structure_actor: str | None = None
+    # correspondence outside any record (CORRESPONDENCE types without a patient): only the rows
+    # naming one of these references as sender or recipient (None: every row, a platform actor)
+    correspondent: frozenset[str] | None = None
+    # a professional's structure: its relations, blocks and grants are the professional's too
+    actor_structure: str | None = None
+
+    def with_structure(self, actor: str) -> frozenset[str]:
+        """``actor`` and, for a professional, their structure: the actors whose care relations,
+        blocks and grants are the principal's (``unless_relation`` stays with ``actor`` alone)."""
+        return frozenset({actor, self.actor_structure}) if self.actor_structure else frozenset({actor})
 
 
 def restriction_for(
@@ -505,6 +563,8 @@ def restriction_for(
                 unless_relation=base.unless_relation,
                 categories=base.categories,
                 confidential_for_actor=base.confidential_for_actor,
+                correspondent=base.correspondent,
+                actor_structure=base.actor_structure,
             )
     kind = principal.kind
     if kind == "anonymous":
@@ -518,6 +578,7 @@ def restriction_for(
             exclude_labels=frozenset({MASKED_FROM_PROFESSIONALS}),
             unless_author=structure,
             structure_actor=structure,
+            correspondent=correspondent_refs(principal),
         )
     if kind in ("operator", "system"):
         return SearchRestriction()
@@ -525,7 +586,11 @@ def restriction_for(
         own = principal.patient_id
         if own is None:
             return SearchRestriction(nothing=True)
-        return SearchRestriction(patients=frozenset({own}), exclude_labels=frozenset({HIDDEN_FROM_PATIENT}))
+        return SearchRestriction(
+            patients=frozenset({own}),
+            exclude_labels=frozenset({HIDDEN_FROM_PATIENT}),
+            correspondent=correspondent_refs(principal),
+        )
     if kind in ("representative", "aidant"):
         wanted = "representative" if kind == "representative" else "aidant"
         labels = {HIDDEN_FROM_PATIENT}
@@ -538,6 +603,7 @@ def restriction_for(
             confidential_for_actor=principal.subject,
             # a helper loses closed spaces (the store drops them with blocked patients)
             blocked_for_actor=principal.subject if kind == "aidant" else None,
+            correspondent=correspondent_refs(principal),
         )
     m = matrix or CategoryMatrix.default()
     granted = m.allowed.get(principal.profession or "", frozenset())
@@ -553,6 +619,9 @@ def restriction_for(
         else frozenset(),
         categories=None if "*" in granted else frozenset(granted),
         grant_categories_actor=principal.subject,
+        correspondent=correspondent_refs(principal),
+        # the structure's encounters, care teams, grants and blocks are the professional's (decide)
+        actor_structure=principal.organization,
     )
 
 
@@ -597,4 +666,6 @@ def _launch_restriction(
         unless_author=base.unless_author,
         categories=categories,
         confidential_for_actor=base.confidential_for_actor,
+        correspondent=base.correspondent,
+        actor_structure=base.actor_structure,
     )

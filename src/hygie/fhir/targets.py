@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from hygie.domain.policy import Target
+from hygie.domain.policy import CORRESPONDENCE, Target
 from hygie.ports import StoredResource
 
 __all__ = ["AUTHOR_ELEMENTS", "target_of", "target_of_resource", "with_patient"]
@@ -74,7 +74,8 @@ def target_of_resource(resource_type: str, patient: str | None, resource: dict[s
     DocumentReference's ``category`` codes (TRE_A03 classes); authors are the ``author``
     references plus the elements of :data:`AUTHOR_ELEMENTS` (an allergy's recorder and asserter,
     an observation's performer, a prescription's requester…, an Encounter's participants so that
-    a professional can declare one).
+    a professional can declare one); parties are a Communication's sender and recipients (outside
+    any record, a message is theirs alone).
     """
     meta = resource.get("meta")
     labels = (
@@ -91,14 +92,27 @@ def target_of_resource(resource_type: str, patient: str | None, resource: dict[s
     if resource_type == "DocumentReference":
         labels.extend(_codes(resource.get("securityLabel")))
         categories = _codes(resource.get("category"))
-    return Target(resource_type, patient, frozenset(categories), frozenset(labels), frozenset(authors))
+    parties: list[str] = []
+    if resource_type in CORRESPONDENCE:
+        # outside any record, a message is its sender's and its recipients' (policy: _correspondence)
+        parties = _refs(resource.get("sender")) + _refs(resource.get("recipient"))
+    return Target(
+        resource_type,
+        patient,
+        frozenset(categories),
+        frozenset(labels),
+        frozenset(authors),
+        frozenset(parties),
+    )
 
 
 def with_patient(target: Target, patient: str | None) -> Target:
     """A past version is judged in the record the resource belongs to now."""
     if patient is None or target.patient == patient:
         return target
-    return Target(target.resource_type, patient, target.categories, target.labels, target.authors)
+    return Target(
+        target.resource_type, patient, target.categories, target.labels, target.authors, target.parties
+    )
 
 
 def target_of(stored: StoredResource, *, authors: bool = False) -> Target:
@@ -117,6 +131,7 @@ def target_of(stored: StoredResource, *, authors: bool = False) -> Target:
         or b'"security' in content
         or b'"author"' in content
         or (authors and stored.resource_type in AUTHOR_ELEMENTS)
+        or (patient is None and stored.resource_type in CORRESPONDENCE)
     ):
         return target_of_resource(stored.resource_type, patient, orjson.loads(content))
     return Target(stored.resource_type, patient)

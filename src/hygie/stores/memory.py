@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
+from hygie.domain.policy import CORRESPONDENCE
 from hygie.fhir.definitions import compartment_definition
 from hygie.fhir.index_model import DATE_MAX, DATE_MIN, IndexEntries
 from hygie.fhir.outcome import Conflict, InvalidRequest
@@ -314,23 +315,28 @@ class _Evaluator:
         self.now_us = now_us
         self.allowed = self._restriction(restriction)
 
-    def _related(self, actor: str, kinds: frozenset[str]) -> set[str]:
-        """Patients linked to ``actor`` by a live relation of one of ``kinds`` (idx_relation's twin)."""
+    def _related(self, actor: str | frozenset[str], kinds: frozenset[str]) -> set[str]:
+        """Patients linked to ``actor`` (one reference, or a professional and their structure) by a
+        live relation of one of ``kinds`` (idx_relation's twin)."""
+        actors = frozenset({actor}) if isinstance(actor, str) else actor
         out: set[str] = set()
         for r in self.live():
             for kind, rows in r.index.get("relation", {}).items():
                 if kind in kinds:
                     out.update(
-                        row[0] for row in rows if row[1] == actor and (row[3] is None or row[3] > self.now_us)
+                        row[0]
+                        for row in rows
+                        if row[1] in actors and (row[3] is None or row[3] > self.now_us)
                     )
         return out
 
-    def _grants(self, actor: str) -> dict[str, list[frozenset[str] | None]]:
-        """Patient -> categories of the actor's live grants (None: every category)."""
+    def _grants(self, actor: str | frozenset[str]) -> dict[str, list[frozenset[str] | None]]:
+        """Patient -> categories of the actors' live grants (None: every category)."""
+        actors = frozenset({actor}) if isinstance(actor, str) else actor
         out: dict[str, list[frozenset[str] | None]] = {}
         for r in self.live():
             for row in r.index.get("relation", {}).get("grant", []):
-                if row[1] == actor and (row[3] is None or row[3] > self.now_us):
+                if row[1] in actors and (row[3] is None or row[3] > self.now_us):
                     out.setdefault(row[0], []).append(frozenset(row[2].split(",")) if row[2] else None)
         return out
 
@@ -341,19 +347,22 @@ class _Evaluator:
         if res.nothing:
             return lambda r: False
         fixed = res.patients
+        # a professional's relations, blocks and grants are theirs and their structure's
         related = (
-            self._related(res.relation_actor, res.relation_kinds or frozenset({"care_team"}))
+            self._related(
+                res.with_structure(res.relation_actor), res.relation_kinds or frozenset({"care_team"})
+            )
             if (res.relation_actor is not None)
             else None
         )
         restricted = fixed is not None or related is not None
         blocked = (
-            self._related(res.blocked_for_actor, frozenset({"block"}))
+            self._related(res.with_structure(res.blocked_for_actor), frozenset({"block"}))
             | self._related("*", frozenset({"space_closed"}))
             if res.blocked_for_actor
             else set()
         )
-        keep_related = (
+        keep_related = (  # the médecin traitant: the person alone
             self._related(res.relation_actor, res.unless_relation)
             if res.unless_relation and res.relation_actor
             else set()
@@ -366,16 +375,21 @@ class _Evaluator:
             if res.confidential_for_actor
             else set()
         )
-        grant_actor = res.grant_categories_actor
+        grantees = res.with_structure(res.grant_categories_actor) if res.grant_categories_actor else None
         fully = (
-            self._related(grant_actor, frozenset({"care_team", "medecin_traitant", "encounter"}))
-            if grant_actor
+            self._related(grantees, frozenset({"care_team", "medecin_traitant", "encounter"}))
+            if grantees
             else set()
         )
-        grants = self._grants(grant_actor) if grant_actor else {}
+        grants = self._grants(grantees) if grantees else {}
         structure = res.structure_actor
         structure_ref = tuple(structure.split("/", 1)) if structure and "/" in structure else None
         structure_grants = self._grants(structure) if structure else {}
+        correspondent = (
+            {tuple(ref.split("/", 1)) for ref in res.correspondent if "/" in ref}
+            if res.correspondent is not None
+            else None
+        )
 
         def ok(r: _Resource) -> bool:
             if restricted:
@@ -426,6 +440,17 @@ class _Evaluator:
                     covered = any(c is None or codes & c for c in structure_grants.get(r.patient or "", []))
                     if not (authored or covered):
                         return False
+            if (
+                correspondent is not None
+                and r.patient is None
+                and r.resource_type in CORRESPONDENCE
+                and not any(
+                    (row[0], row[1]) in correspondent
+                    for param in ("sender", "recipient")
+                    for row in r.rows("reference", param)
+                )
+            ):
+                return False
             hidden = confidential and r.resource_type == "DocumentReference" and r.patient in confidential
             return not (hidden and r.rows("token", "category"))
 

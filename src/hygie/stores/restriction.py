@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hygie.domain.policy import CORRESPONDENCE
+
 if TYPE_CHECKING:
     from hygie.domain.policy import SearchRestriction
     from hygie.stores.sql import Params
@@ -29,19 +31,29 @@ def _categorised(p: Params) -> str:
     return f"SELECT rid FROM idx_token WHERE res_type = {p(DOCUMENT_TYPE)} AND param = {p('category')}"
 
 
-def _live_relation(p: Params, actor: str, kinds: frozenset[str], now_us: int) -> str:
+def _actor_is(p: Params, column: str, actors: str | frozenset[str]) -> str:
+    """``column`` names ``actors`` (one reference, or a professional and their structure): the
+    ``idx_relation_actor`` index on (actor, param, patient) serves ``=`` and ``IN`` alike."""
+    if isinstance(actors, str):
+        return f"{column} = {p(actors)}"
+    if len(actors) == 1:
+        return f"{column} = {p(next(iter(actors)))}"
+    return f"{column} IN ({_list(p, actors)})"
+
+
+def _live_relation(p: Params, actors: str | frozenset[str], kinds: frozenset[str], now_us: int) -> str:
     return (
-        f"SELECT patient FROM idx_relation WHERE actor = {p(actor)} AND param IN ({_list(p, kinds)}) "
-        f"AND (expires IS NULL OR expires > {p(now_us)})"
+        f"SELECT patient FROM idx_relation WHERE {_actor_is(p, 'actor', actors)} "
+        f"AND param IN ({_list(p, kinds)}) AND (expires IS NULL OR expires > {p(now_us)})"
     )
 
 
-def _covering_grant(p: Params, actor: str, alias: str, now_us: int) -> str:
-    """A live grant of ``actor`` on the row's patient covers one of the row's document categories."""
+def _covering_grant(p: Params, actors: str | frozenset[str], alias: str, now_us: int) -> str:
+    """A live grant of ``actors`` on the row's patient covers one of the row's document categories."""
     # categories are stored comma-separated: ",11,42," contains ",11,"
     return (
         f"EXISTS (SELECT 1 FROM idx_relation g JOIN idx_token t ON t.rid = {alias}.rid "
-        f"AND t.param = {p('category')} WHERE g.actor = {p(actor)} AND g.param = {p('grant')} "
+        f"AND t.param = {p('category')} WHERE {_actor_is(p, 'g.actor', actors)} AND g.param = {p('grant')} "
         f"AND g.patient = {alias}.patient AND (g.expires IS NULL OR g.expires > {p(now_us)}) "
         f"AND (g.categories IS NULL OR ',' || g.categories || ',' LIKE '%,' || t.code || ',%'))"
     )
@@ -59,7 +71,9 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         )
     if restriction.relation_actor is not None:
         kinds = restriction.relation_kinds or frozenset({"care_team"})
-        members.append(f"{alias}.patient IN ({_live_relation(p, restriction.relation_actor, kinds, now_us)})")
+        # a professional's relations and their structure's (SearchRestriction.actor_structure)
+        actors = restriction.with_structure(restriction.relation_actor)
+        members.append(f"{alias}.patient IN ({_live_relation(p, actors, kinds, now_us)})")
     if members:
         if restriction.extra_patients:
             members.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
@@ -67,7 +81,9 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
             members.append(f"{alias}.patient IS NULL")
         conds.append("(" + " OR ".join(members) + ")")
     if restriction.blocked_for_actor is not None:
-        blocked = _live_relation(p, restriction.blocked_for_actor, frozenset({"block"}), now_us)
+        # a block of the professional or of their structure
+        blocked_actors = restriction.with_structure(restriction.blocked_for_actor)
+        blocked = _live_relation(p, blocked_actors, frozenset({"block"}), now_us)
         # a closed health space is a relation of everyone ("*") to its patient
         closed = _live_relation(p, "*", frozenset({"space_closed"}), now_us)
         conds.append(
@@ -88,6 +104,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
                 f"AND target_type = {p(rtype)} AND target_id = {p(rid)})"
             )
         if restriction.unless_relation and restriction.relation_actor is not None:
+            # the médecin traitant is the person, never their structure
             related = _live_relation(p, restriction.relation_actor, restriction.unless_relation, now_us)
             keep.append(f"{alias}.patient IN ({related})")
         conds.append("(" + " OR ".join(keep) + ")")
@@ -102,11 +119,12 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) OR {allowed})"
         )
     if restriction.grant_categories_actor is not None:
-        actor = restriction.grant_categories_actor
+        # "only grants" weighs the relations of the professional and of their structure together
+        grantees = restriction.with_structure(restriction.grant_categories_actor)
         categorised = _categorised(p)
-        full = _live_relation(p, actor, frozenset({"care_team", "medecin_traitant", "encounter"}), now_us)
-        granted = _live_relation(p, actor, frozenset({"grant"}), now_us)
-        covering = _covering_grant(p, actor, alias, now_us)
+        full = _live_relation(p, grantees, frozenset({"care_team", "medecin_traitant", "encounter"}), now_us)
+        granted = _live_relation(p, grantees, frozenset({"grant"}), now_us)
+        covering = _covering_grant(p, grantees, alias, now_us)
         keep = [
             f"{alias}.res_type <> {p(DOCUMENT_TYPE)}",
             f"{alias}.rid NOT IN ({categorised})",
@@ -129,6 +147,21 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         conds.append(
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({_categorised(p)}) "
             f"OR {authored} OR {_covering_grant(p, actor, alias, now_us)})"
+        )
+    if restriction.correspondent is not None:
+        # a Communication outside any record: only its parties' (domain/policy.py _correspondence)
+        parties = [
+            f"(target_type = {p(rtype)} AND target_id = {p(rid)})"
+            for rtype, _, rid in (ref.partition("/") for ref in sorted(restriction.correspondent))
+        ]
+        party = (
+            f"{alias}.rid IN (SELECT rid FROM idx_reference WHERE param IN ({p('sender')}, "
+            f"{p('recipient')}) AND ({' OR '.join(parties)}))"
+            if parties
+            else "1 = 0"
+        )
+        conds.append(
+            f"({alias}.patient IS NOT NULL OR {alias}.res_type NOT IN ({_list(p, CORRESPONDENCE)}) OR {party})"
         )
     if restriction.confidential_for_actor is not None:
         kinds = frozenset({"adolescent_confidential"})

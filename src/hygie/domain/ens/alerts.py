@@ -47,6 +47,7 @@ __all__ = [
     "Criteria",
     "alert_resource",
     "broadcast",
+    "department_name",
     "department_of",
     "explain",
     "opt_out_consent",
@@ -54,6 +55,8 @@ __all__ = [
     "reasons_for",
     "region_code",
     "region_of",
+    "region_of_department",
+    "regions",
 ]
 
 COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
@@ -129,7 +132,8 @@ def _home(patient: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def department_of(patient: dict[str, Any]) -> str | None:
-    """The department of the person's home address (INSEE commune code first, else postcode)."""
+    """The department of the person's home address (INSEE commune code first, else postcode) —
+    or of any directory entry's current address (a structure's, a professional's)."""
     home = _home(patient)
     if home is None:
         return None
@@ -143,9 +147,17 @@ def department_of(patient: dict[str, Any]) -> str | None:
 
 def region_of(patient: dict[str, Any]) -> str | None:
     department = department_of(patient)
-    if department is None:
-        return None
+    return None if department is None else region_of_department(department)
+
+
+def region_of_department(department: str) -> str | None:
+    """The INSEE region of a department code."""
     return next((code for code, r in _regions().items() if department in r["departments"]), None)
+
+
+def regions() -> dict[str, dict[str, Any]]:
+    """The INSEE regions: code -> name, "in <region>" and departments (``regions.json``)."""
+    return _regions()
 
 
 def age_on(birth_date: str, day: date) -> int | None:

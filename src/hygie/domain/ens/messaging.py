@@ -32,6 +32,13 @@ accept messages from patients — the ``accepts-patient-messages`` extension
 ``PractitionerRole``/``Organization`` named directly). The professional portal reuses it.
 In Mon espace santé only professionals open a conversation; Hygie lets the person open one
 too, with the professionals who said so by this flag.
+
+**Whose side**: a conversation reads differently from each end — "mine", "new" — so threads are
+built for a :class:`Mailbox`: the person's (:func:`patient_mailbox`: the patient and the
+relatives acting in their space) or a professional's (``domain/bsp/messaging.py``: the
+practitioner and their structure). The professionals' portal builds its threads with the same
+functions; a message between professionals names no patient when it is about none (``subject``
+is then absent and the access rules keep it to its parties).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ __all__ = [
     "MAX_ATTACHMENT_BYTES",
     "MESSAGE_CATEGORY",
     "Contact",
+    "Mailbox",
     "MessageView",
     "ThreadView",
     "accepts_messages",
@@ -65,6 +73,7 @@ __all__ = [
     "instant_of",
     "is_message",
     "new_message",
+    "patient_mailbox",
     "thread_root",
     "unread_for_patient",
     "view_message",
@@ -326,9 +335,11 @@ def attachment_resources(
 # -- messages and threads ----------------------------------------------------------------------
 
 
-def is_message(resource: dict[str, Any]) -> bool:
+def is_message(resource: dict[str, Any], codes: frozenset[str] = frozenset({"message"})) -> bool:
+    """A secure message of Hygie's category (``codes``: which kinds, a message with the patient
+    by default)."""
     return any(
-        coding.get("system") == CATEGORY_SYSTEM and coding.get("code") == "message"
+        coding.get("system") == CATEGORY_SYSTEM and coding.get("code") in codes
         for concept in resource.get("category", []) or []
         if isinstance(concept, dict)
         for coding in concept.get("coding", []) or []
@@ -338,7 +349,7 @@ def is_message(resource: dict[str, Any]) -> bool:
 
 def new_message(
     *,
-    patient_ref: str,
+    patient_ref: str | None,
     sender: tuple[str, str],
     recipients: Sequence[tuple[str, str]],
     subject: str,
@@ -347,22 +358,25 @@ def new_message(
     root_id: str | None = None,
     in_response_to: str | None = None,
     attachments: Iterable[tuple[str, str]] = (),
+    category: dict[str, str] = MESSAGE_CATEGORY,
 ) -> dict[str, Any]:
-    """A message (``sender`` and ``recipients`` as (reference, display)); a reply names the
-    thread's root and the message it answers; ``attachments`` are (reference, title)."""
+    """A message (``sender`` and ``recipients`` as (reference, display)) about ``patient_ref``
+    (None: about no patient); a reply names the thread's root and the message it answers;
+    ``attachments`` are (reference, title)."""
     payload: list[dict[str, Any]] = [{"contentString": text}]
     payload.extend({"contentReference": {"reference": ref, "display": title}} for ref, title in attachments)
     message: dict[str, Any] = {
         "resourceType": "Communication",
         "status": "completed",
-        "category": [{"coding": [dict(MESSAGE_CATEGORY)]}],
-        "subject": {"reference": patient_ref},
+        "category": [{"coding": [dict(category)]}],
         "topic": {"text": subject},
         "sent": instant_of(now_us),
         "sender": _party(sender),
         "recipient": [_party(r) for r in recipients],
         "payload": payload,
     }
+    if patient_ref is not None:
+        message["subject"] = {"reference": patient_ref}
     if root_id:
         message["partOf"] = [{"reference": f"Communication/{root_id}"}]
     if in_response_to:
@@ -384,17 +398,45 @@ def thread_root(message: dict[str, Any]) -> str:
     return str(message.get("id", ""))
 
 
-def _patient_side(ref: str | None, patient_ref: str) -> bool:
-    """Written by the person or by a relative acting in their space?"""
-    return ref == patient_ref or bool(ref and ref.startswith("RelatedPerson/"))
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """The end a conversation is read from: which references are "us".
+
+    ``own`` are the references whose messages are ours and to which a message is ours to open;
+    ``also_ours`` are reference kinds whose messages count as ours too (a relative writing in the
+    person's space); ``unaddressed`` says whether a message naming no recipient is ours to open
+    (in a person's record, it is for them)."""
+
+    own: frozenset[str]
+    also_ours: tuple[str, ...] = ()
+    unaddressed: bool = False
+
+    def ours(self, ref: str | None) -> bool:
+        """Written from this end?"""
+        if not ref:
+            return False
+        return ref in self.own or (bool(self.also_ours) and ref.startswith(self.also_ours))
+
+    def unread(self, message: dict[str, Any]) -> bool:
+        """A message to this end that nobody here has opened yet."""
+        if self.ours(_ref(message.get("sender"))) or message.get("received"):
+            return False
+        recipients = [_ref(r) for r in message.get("recipient", []) or []]
+        return self.unaddressed if not recipients else any(r in self.own for r in recipients)
+
+
+def patient_mailbox(patient_ref: str) -> Mailbox:
+    """The person's end: themselves, and the relatives acting in their space."""
+    return Mailbox(frozenset({patient_ref}), ("RelatedPerson/",), unaddressed=True)
+
+
+def _box(side: Mailbox | str) -> Mailbox:
+    return side if isinstance(side, Mailbox) else patient_mailbox(side)
 
 
 def unread_for_patient(message: dict[str, Any], patient_ref: str) -> bool:
     """A message to the person that nobody in their space has opened yet."""
-    if _patient_side(_ref(message.get("sender")), patient_ref) or message.get("received"):
-        return False
-    recipients = [_ref(r) for r in message.get("recipient", []) or []]
-    return not recipients or patient_ref in recipients
+    return patient_mailbox(patient_ref).unread(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +449,7 @@ class MessageView:
     attachments: tuple[tuple[str, str], ...]  # (DocumentReference id, title)
     received: str  # French date of the read receipt, "" when not read
     unread: bool
+    files: tuple[tuple[int, str], ...] = ()  # files carried by the message: (payload index, title)
 
 
 @dataclass(slots=True)
@@ -421,15 +464,18 @@ class ThreadView:
     messages: list[MessageView] = field(default_factory=list)
 
 
-def view_message(message: dict[str, Any], patient_ref: str, names: dict[str, str]) -> MessageView:
+def view_message(message: dict[str, Any], side: Mailbox | str, names: dict[str, str]) -> MessageView:
+    """One message as ``side`` (a :class:`Mailbox`, or the person's ``Patient/…``) reads it."""
+    box = _box(side)
     sender_ref = _ref(message.get("sender"))
-    mine = _patient_side(sender_ref, patient_ref)
+    mine = box.ours(sender_ref)
     sender = str((message.get("sender") or {}).get("display") or names.get(sender_ref or "", "")) or (
         "Vous" if mine else "Expéditeur inconnu"
     )
     texts: list[str] = []
     attachments: list[tuple[str, str]] = []
-    for item in message.get("payload", []) or []:
+    files: list[tuple[int, str]] = []
+    for index, item in enumerate(message.get("payload", []) or []):
         if not isinstance(item, dict):
             continue
         if isinstance(item.get("contentString"), str):
@@ -438,6 +484,8 @@ def view_message(message: dict[str, Any], patient_ref: str, names: dict[str, str
         if ref and ref.startswith("DocumentReference/"):
             title = str((item.get("contentReference") or {}).get("display") or "Pièce jointe")
             attachments.append((ref.split("/", 1)[1], title))
+        if isinstance(item.get("contentAttachment"), dict):
+            files.append((index, str(item["contentAttachment"].get("title") or "Pièce jointe")))
     return MessageView(
         id=str(message.get("id", "")),
         mine=mine,
@@ -446,34 +494,42 @@ def view_message(message: dict[str, Any], patient_ref: str, names: dict[str, str
         text="\n\n".join(texts),
         attachments=tuple(attachments),
         received=french_datetime(message.get("received")),
-        unread=unread_for_patient(message, patient_ref),
+        unread=box.unread(message),
+        files=tuple(files),
     )
 
 
-def correspondent_refs(messages: Iterable[dict[str, Any]], patient_ref: str) -> list[str]:
-    """The professionals or structures on the other side of a conversation."""
+def correspondent_refs(messages: Iterable[dict[str, Any]], side: Mailbox | str) -> list[str]:
+    """Who is on the other side of a conversation (for the person: the professionals or
+    structures; for a professional: the patient and the other professionals)."""
+    box = _box(side)
     out: list[str] = []
     for message in messages:
         for ref in [_ref(message.get("sender")), *(_ref(r) for r in message.get("recipient", []) or [])]:
-            if ref and not _patient_side(ref, patient_ref) and ref not in out:
+            if ref and not box.ours(ref) and ref not in out:
                 out.append(ref)
     return out
 
 
 def group_threads(
-    messages: Iterable[dict[str, Any]], patient_ref: str, names: dict[str, str]
+    messages: Iterable[dict[str, Any]],
+    side: Mailbox | str,
+    names: dict[str, str],
+    codes: frozenset[str] = frozenset({"message"}),
 ) -> list[ThreadView]:
-    """The person's conversations, the most recent first, their messages oldest first."""
+    """The conversations of ``side`` (a :class:`Mailbox`, or the person's ``Patient/…``), the most
+    recent first, their messages oldest first; ``codes``: the kinds of message they hold."""
+    box = _box(side)
     by_root: dict[str, list[dict[str, Any]]] = {}
     for message in messages:
-        if is_message(message):
+        if is_message(message, codes):
             by_root.setdefault(thread_root(message), []).append(message)
     threads: list[ThreadView] = []
     for root, items in by_root.items():
         # the root first, then by the time sent (parsed: writers format instants differently)
         items.sort(key=lambda m: (m.get("id") != root, _sent_key(m), str(m.get("id", ""))))
         first = next((m for m in items if m.get("id") == root), items[0])
-        others = correspondent_refs(items, patient_ref)
+        others = correspondent_refs(items, box)
         correspondent = ", ".join(
             names.get(r) or _display_in(items, r) or "Professionnel de santé" for r in others
         )
@@ -486,7 +542,7 @@ def group_threads(
             last_sent_raw=last,
             count=len(items),
         )
-        thread.messages = [view_message(m, patient_ref, names) for m in items]
+        thread.messages = [view_message(m, box, names) for m in items]
         thread.unread = sum(1 for m in thread.messages if m.unread)
         threads.append(thread)
     threads.sort(key=lambda t: _parse(t.last_sent_raw) or _EPOCH, reverse=True)
