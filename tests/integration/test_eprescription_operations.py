@@ -610,3 +610,10 @@ async def test_a_renewal_request_is_answered_by_a_new_prescription(
     r = await prescribe(client, gp, line(TAHOR), renews=f"Task/{task_id}")
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["Parameters.parameter[renews]"]
     assert await count(client, "MedicationRequest") == 2
+
+
+async def test_the_capability_statement_declares_the_operations(client: httpx.AsyncClient) -> None:
+    statement = (await client.get("/fhir/metadata")).json()
+    entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "MedicationRequest")
+    assert [o["name"] for o in entry["operation"]] == ["prescribe", "lookup", "dispense"]
+    assert all(o["definition"].endswith(f"MedicationRequest-{o['name']}") for o in entry["operation"])

@@ -99,6 +99,12 @@ def _resources() -> tuple[dict[str, Any], ...]:
                     for name in ("identify", "identity-check", "declare-care")
                 ),
             ]
+        elif rtype == "MedicationRequest":
+            # e-prescription: write, open by its code, dispense (fhir/operations/eprescription.py)
+            entry["operation"] = [
+                {"name": name, "definition": f"{_HYGIE_OPERATIONS}MedicationRequest-{name}"}
+                for name in ("prescribe", "lookup", "dispense")
+            ]
         out.append(entry)
     return tuple(out)
 
