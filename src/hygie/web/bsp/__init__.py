@@ -12,7 +12,18 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
-from hygie.web.bsp import access, apps, documents, home, identify, patients, practice
+from hygie.web.bsp import (
+    access,
+    apps,
+    directory,
+    documents,
+    home,
+    identify,
+    patients,
+    pharmacy,
+    practice,
+    prescriptions,
+)
 from hygie.web.bsp.core import Bsp
 from hygie.web.portal.door import Door
 from hygie.web.portal.forms import Forms
@@ -25,7 +36,18 @@ if TYPE_CHECKING:
 __all__ = ["bsp_routes", "build_bsp"]
 
 # the order matters where paths overlap: a patient's sub-pages before "/bsp/patients/{patient}"
-SECTIONS = (home, identify, documents, access, apps, practice, patients)
+SECTIONS = (
+    home,
+    identify,
+    documents,
+    access,
+    apps,
+    directory,
+    practice,
+    prescriptions,
+    pharmacy,
+    patients,
+)
 
 
 def build_bsp(runtime: Runtime, oauth: OAuthWeb) -> Bsp:
