@@ -46,6 +46,7 @@ from hygie.fhir.outcome import (
     Unprocessable,
     operation_outcome,
 )
+from hygie.fhir.record_metadata import check_professional_document
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.search import SearchQuery, parse_search
 from hygie.fhir.targets import target_of, target_of_resource, with_patient
@@ -541,6 +542,7 @@ class FhirService:
                 return self._with_prefer(request, 200, found.content, headers)
         new_id = id or res.new_id()
         self._prepare(resource, resource_type, new_id)
+        check_professional_document(request.caller.principal, resource_type, resource)
         majority = await self._majority(resource, tx)
         op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock(), majority)
         await self.require(
@@ -574,6 +576,7 @@ class FhirService:
                 f"the resource id {body_id!r} does not match the URL id {id!r}", expression="id"
             )
         self._prepare(resource, resource_type, id)
+        check_professional_document(request.caller.principal, resource_type, resource)
         expected = parse_if_match(request.header("if-match"))
         if tx is not None:
             return await self._update_in(request, tx, resource, resource_type, id, expected, "PUT")
