@@ -735,16 +735,19 @@ def _state(patient: Mapping[str, Any]) -> IdentityState | None:
 async def _facts(service: FhirService, caller: Caller, patient: Mapping[str, Any]) -> RelationFacts:
     principal = caller.principal
     pid = str(patient.get("id"))
-    actors = (
-        [a for a in (principal.subject, principal.organization) if a] if caller.kind == "practitioner" else []
-    )
+    # a professional's relations are theirs and their structure's (as for a read); a structure's
+    # software has its structure's
+    if caller.kind == "practitioner":
+        actors = [a for a in (principal.subject, principal.organization) if a]
+    else:
+        actors = [principal.structure] if principal.structure else []
     rows = await service.store.relations(pid, actors, now_us=service.clock())
     state = _state(patient)
     return RelationFacts.of(
         rows,
         break_glass=pid in principal.break_glass,
         identity_unusable=state is not None and state.blocked,
-        trusted=caller.kind in ("operator", "system"),
+        trusted=caller.trusted,
     )
 
 
