@@ -18,7 +18,6 @@ rules are in ``domain/bsp/documents.py``):
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +34,7 @@ from hygie.domain.identity.nos import TRE_A07_VISIBILITY
 from hygie.domain.policy import HIDDEN_FROM_PATIENT, HIDDEN_FROM_REPRESENTATIVES
 from hygie.web.bsp.core import Bsp
 from hygie.web.bsp.patients import require_id
-from hygie.web.portal.door import PortalError, as_json
+from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Professional, person_name
@@ -233,19 +232,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             keep_labels=False,
         )
         answer = as_json((await bsp.door.call(visitor.caller, "POST", "", resource=bundle)).body)
-        created = next(
-            (
-                m.group(1)
-                for e in answer.get("entry", [])
-                if (
-                    m := re.search(
-                        r"DocumentReference/([^/]+)/_history/1$",
-                        str(e.get("response", {}).get("location", "")),
-                    )
-                )
-            ),
-            None,
-        )
+        created = created_id(answer, DOCUMENT)
         base = f"/bsp/patients/{patient_id}/documents"
         message = (
             "La nouvelle version a été déposée ; l’ancienne est remplacée."

@@ -21,33 +21,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from hygie.domain.directory_search import RADII_KM, DirectoryResult, parse_query
 from hygie.domain.ens import messaging as msg
 from hygie.web.ens.core import Ens
-from hygie.web.portal.directory import directory_search, place_links
+from hygie.web.portal.directory import directory_page, directory_search
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Visitor
 
 __all__ = ["routes"]
 
 _PATH = "/ens/annuaire"
-_FIELDS = ("qui", "ou", "rayon", "messages", "type")
 
 
 def routes(ens: Ens) -> list[BaseRoute]:
     search = directory_search(ens.door, ens.services["runtime"].settings)
 
     async def annuaire(request: Request, visitor: Visitor, _: Submitted | None) -> Response:
-        typed = {k: request.query_params.get(k, "") for k in _FIELDS}
-        asked = any(k in request.query_params for k in ("qui", "ou"))
-        query, errors = parse_query(typed)
-        if asked and query.empty and not errors:
-            errors["qui"] = "Indiquez un nom, une profession ou une commune."
-        result = (
-            DirectoryResult(query, errors=errors, searched=True)
-            if errors
-            else await search.search(visitor.caller, query)
-        )
+        shown = await directory_page(search, request, visitor.caller, _PATH)
+        result = shown["result"]
         write_links: dict[str, str] = {}
         if any(e.accepts_messages for e in result.entries):
             for contact in await msg.care_contacts(ens.door, visitor.caller, visitor.patient_id):
@@ -58,14 +48,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             request,
             visitor,
             "ens/annuaire.html",
-            status=400 if result.errors else 200,
             title="Annuaire santé",
-            result=result,
-            typed=typed,
-            radii=RADII_KM,
-            radius=f"{query.radius_km:g}",
-            errors=result.errors,
-            alternatives=place_links(_PATH, query, result.alternatives),
             write_links=write_links,
             # some accept messages but are not in the care team: say where writing is possible
             write_hint=any(
@@ -73,6 +56,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
                 for e in result.entries
             ),
             show_mssante=False,
+            **shown,
         )
 
     return [ens.route(_PATH, annuaire)]

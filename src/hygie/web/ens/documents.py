@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute
 from hygie.domain.ens import documents as rules
 from hygie.domain.ens.document_view import render
 from hygie.web.ens.core import Ens
-from hygie.web.portal.door import PortalError, as_json
+from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Visitor, person_name
@@ -277,19 +277,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             replaces=dict(replaces.raw) if replaces else None,
         )
         answer = as_json((await ens.door.call(visitor.caller, "POST", "", resource=bundle)).body)
-        created = next(
-            (
-                m.group(1)
-                for e in answer.get("entry", [])
-                if (
-                    m := re.search(
-                        r"DocumentReference/([^/]+)/_history/1$",
-                        str(e.get("response", {}).get("location", "")),
-                    )
-                )
-            ),
-            None,
-        )
+        created = created_id(answer, DOCUMENT)
         target = f"/ens/documents/{created}" if created else "/ens/documents"
         message = (
             "La nouvelle version a été enregistrée ; l’ancienne reste consultable dans l’historique."

@@ -10,13 +10,27 @@ The results are rendered by the shared template ``annuaire/resultats.html`` (inc
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
+from starlette.requests import Request
+
 from hygie.config import Settings
-from hygie.domain.directory_search import DIGITAL_LABEL_URL, DirectoryQuery, DirectoryReads, DirectorySearch
+from hygie.domain.access import Caller
+from hygie.domain.directory_search import (
+    DIGITAL_LABEL_URL,
+    RADII_KM,
+    DirectoryQuery,
+    DirectoryReads,
+    DirectoryResult,
+    DirectorySearch,
+    parse_query,
+)
 from hygie.domain.geo import Gazetteer, Place, load_gazetteer
 
-__all__ = ["directory_search", "place_links"]
+__all__ = ["directory_page", "directory_search", "place_links"]
+
+_FIELDS = ("qui", "ou", "rayon", "messages", "type")
 
 
 def directory_search(reads: DirectoryReads, settings: Settings) -> DirectorySearch:
@@ -39,3 +53,28 @@ def place_links(path: str, query: DirectoryQuery, places: tuple[Place, ...]) -> 
             params["messages"] = "1"
         out.append((place.label, f"{path}?{urlencode(params)}"))
     return out
+
+
+async def directory_page(
+    search: DirectorySearch, request: Request, caller: Caller, path: str
+) -> dict[str, Any]:
+    """What a directory page shows for the search in ``request``'s query (a GET form: a search
+    changes nothing), read as ``caller``: what was typed, the result or the errors beside their
+    fields, the other places a name may mean, and the HTTP status (400 with errors)."""
+    typed = {k: request.query_params.get(k, "") for k in _FIELDS}
+    asked = any(k in request.query_params for k in ("qui", "ou"))
+    query, errors = parse_query(typed)
+    if asked and query.empty and not errors:
+        errors["qui"] = "Indiquez un nom, une profession ou une commune."
+    result = (
+        DirectoryResult(query, errors=errors, searched=True) if errors else await search.search(caller, query)
+    )
+    return {
+        "status": 400 if result.errors else 200,
+        "result": result,
+        "typed": typed,
+        "radii": RADII_KM,
+        "radius": f"{query.radius_km:g}",
+        "errors": result.errors,
+        "alternatives": place_links(path, query, result.alternatives),
+    }

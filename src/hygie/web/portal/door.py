@@ -212,6 +212,19 @@ class Door:
         return as_json((await self.call(caller, method, path, query, resource=resource)).body)
 
 
+def created_id(answer: dict[str, Any], resource_type: str) -> str | None:
+    """The id of the first ``resource_type`` a transaction created (its entry's ``location`` is
+    ``Type/id/_history/1``), or None."""
+    import re  # noqa: PLC0415
+
+    pattern = re.compile(rf"{resource_type}/([^/]+)/_history/1$")
+    for entry in answer.get("entry", []):
+        found = pattern.search(str((entry.get("response") or {}).get("location", "")))
+        if found:
+            return found.group(1)
+    return None
+
+
 def _relative(url: str, base: str) -> tuple[str, list[tuple[str, str]]]:
     from urllib.parse import parse_qsl, urlsplit  # noqa: PLC0415
 
