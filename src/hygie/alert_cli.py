@@ -5,10 +5,17 @@ like any access); each recipient gets the alert in their health space with the r
 received it, unless they opted out of its topic; the server then tells them by e-mail/SMS.
 ``--simulation`` counts the recipients without writing anything.
 
-Example::
+With ``--professionnels``, the alert goes to health professionals instead (``domain/bsp/alerts.py``):
+those of the professions named by ``--profession`` (all when none is), practising in the regions or
+departments named; it appears in their professional portal's messaging and home page.
+
+Examples::
 
     hygie alerte diffuser --titre "Canicule : protégez-vous" --theme canicule \\
         --message "Buvez régulièrement de l'eau…" --age-min 65 --region Bretagne
+    hygie alerte diffuser --professionnels --profession médecin --profession infirmier \\
+        --region Bretagne --theme canicule --titre "Canicule : patients fragiles" \\
+        --message "Repérez vos patients isolés…"
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import typer
 
 from hygie.config import load_settings
 from hygie.domain.access import Caller
+from hygie.domain.bsp.alerts import ProfessionalCriteria, broadcast_to_professionals, profession_code
 from hygie.domain.ens.alerts import TOPICS, Alert, BroadcastReport, Criteria, broadcast, region_code
 
 __all__ = ["alert_app"]
@@ -31,12 +39,24 @@ alert_app = typer.Typer(
 )
 
 
-async def _broadcast(alert: Alert, criteria: Criteria, dry_run: bool, operator: str) -> BroadcastReport:
+async def _broadcast(
+    alert: Alert, criteria: Criteria | ProfessionalCriteria, dry_run: bool, operator: str
+) -> BroadcastReport:
     from hygie.bootstrap import clock_us, open_runtime  # noqa: PLC0415
     from hygie.web.portal.door import Door  # noqa: PLC0415
 
     runtime = await open_runtime(load_settings())
     try:
+        if isinstance(criteria, ProfessionalCriteria):
+            return await broadcast_to_professionals(
+                Door(runtime.service),
+                Caller.operator(operator),
+                alert,
+                criteria,
+                broadcast_id=uuid.uuid4().hex,
+                now_us=clock_us(),
+                dry_run=dry_run,
+            )
         return await broadcast(
             Door(runtime.service),
             Caller.operator(operator),
@@ -88,8 +108,22 @@ def diffuser(
     simulation: Annotated[
         bool, typer.Option("--simulation", help="Compter les destinataires sans rien envoyer")
     ] = False,
+    professionnels: Annotated[
+        bool,
+        typer.Option(
+            "--professionnels",
+            help="Alerter des professionnels de santé (selon leur profession et leur lieu d’exercice)",
+        ),
+    ] = False,
+    profession: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profession", help="Avec --professionnels : profession (code TRE_G15 ou nom); répétable"
+        ),
+    ] = None,
 ) -> None:
-    """Diffuse une alerte aux personnes que les critères désignent."""
+    """Diffuse une alerte aux personnes (ou, avec --professionnels, aux professionnels) que les
+    critères désignent."""
     regions: list[str] = []
     for value in region or []:
         code = region_code(value)
@@ -102,6 +136,36 @@ def diffuser(
         raise typer.BadParameter(f"thèmes possibles : {', '.join(TOPICS)}", param_hint="--theme")
     if not titre.strip() or not message.strip():
         raise typer.BadParameter("le titre et le message ne peuvent pas être vides")
+    alert = Alert(titre.strip(), message.strip(), theme, emetteur)
+    if professionnels:
+        citizens_only = [age_min, age_max, condition, vaccin, statut_vaccinal]
+        if any(value not in (None, []) for value in citizens_only):
+            raise typer.BadParameter(
+                "l’âge, la maladie et la vaccination désignent des patients, pas des professionnels",
+                param_hint="--professionnels",
+            )
+        codes: list[str] = []
+        for value in profession or []:
+            code = profession_code(value)
+            if code is None:
+                raise typer.BadParameter(f"profession inconnue : {value}", param_hint="--profession")
+            codes.append(code)
+        pro_criteria = ProfessionalCriteria(
+            tuple(codes), tuple(regions), tuple(d.upper() for d in departement or [])
+        )
+        if pro_problems := pro_criteria.problems():
+            raise typer.BadParameter("; ".join(pro_problems))
+        report = asyncio.run(_broadcast(alert, pro_criteria, simulation, "hygie alerte"))
+        verb = "seraient destinataires" if simulation else "ont reçu l’alerte"
+        typer.echo(
+            f"{report.matched} professionnel(s) concerné(s) ; "
+            f"{report.matched if simulation else len(report.sent)} {verb}. Diffusion {report.broadcast_id}."
+        )
+        return
+    if profession:
+        raise typer.BadParameter(
+            "--profession ne s’emploie qu’avec --professionnels", param_hint="--profession"
+        )
     criteria = Criteria(
         age_min=age_min,
         age_max=age_max,
@@ -116,7 +180,6 @@ def diffuser(
     problems = criteria.problems()
     if problems:
         raise typer.BadParameter("; ".join(problems))
-    alert = Alert(titre.strip(), message.strip(), theme, emetteur)
     report = asyncio.run(_broadcast(alert, criteria, simulation, "hygie alerte"))
     verb = "seraient destinataires" if simulation else "ont reçu l’alerte"
     typer.echo(

@@ -63,6 +63,9 @@ class Settings:
     # coordinates (None: the package's extract) and the "professionnel numérique" label's URL
     communes_csv: Path | None = None
     digital_label_url: str | None = None  # None: Hygie's own extension URL
+    # the referenced video service of teleconsultations (its base URL: each appointment gets its
+    # own room under it, domain/bsp/telehealth.py); None: no teleconsultation can be scheduled
+    video_service_url: str | None = None
     # the INSi reference register (JSON, written by `hygie demo`); absent: an empty register
     insi_register: Path | None = None  # default <data_dir>/insi-register.json
 
@@ -139,6 +142,7 @@ def load_settings(**overrides: object) -> Settings:
         ens_archive_years=_int("HYGIE_ENS_ARCHIVE_YEARS", 10),
         communes_csv=Path(os.environ["HYGIE_COMMUNES_CSV"]) if os.environ.get("HYGIE_COMMUNES_CSV") else None,
         digital_label_url=os.environ.get("HYGIE_DIGITAL_LABEL_URL") or None,
+        video_service_url=os.environ.get("HYGIE_VIDEO_SERVICE_URL") or None,
         insi_register=Path(os.environ["HYGIE_INSI_REGISTER"])
         if os.environ.get("HYGIE_INSI_REGISTER")
         else None,

@@ -17,12 +17,11 @@ end of it:
   profession). One about no patient has no ``subject``: outside every record, the access rules
   keep it to its sender and recipients (``domain/policy.py``, *correspondence*).
 * **Attachments**: a document of the patient's record is attached by reference (a
-  ``contentReference`` to its DocumentReference, readable under the rules); a file sent to a
-  colleague travels inside the message (``contentAttachment``, checked as the citizen's files:
-  PDF, JPEG or PNG, the real type, at most :data:`~hygie.domain.ens.messaging.MAX_ATTACHMENT_BYTES`)
-  so that it is exactly as private as the message; a file sent to a patient is filed in their
-  record as the citizen's own attachments are (Binary + DocumentReference), for their space shows
-  those.
+  ``contentReference`` to its DocumentReference, readable under the rules); a file travels
+  inside the message (``contentAttachment``, checked as the citizen's files: PDF, JPEG or PNG, the
+  real type, at most :data:`~hygie.domain.ens.messaging.MAX_ATTACHMENT_BYTES`) so that it is
+  exactly as private as the message — a file is not a document of the shared record, which a
+  professional deposits with its DMP metadata (``domain/bsp/documents.py``).
 * **The trusted directory**: a correspondent is found by name or by MSSanté address
   (:func:`directory_searches`): Practitioners (with their PractitionerRoles: structure,
   profession) and Organizations; an MSSanté address is a telecom e-mail typed ``MSSANTE``
@@ -33,8 +32,6 @@ end of it:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -45,10 +42,9 @@ from hygie.domain.ens.messaging import (
     MESSAGE_CATEGORY,
     Mailbox,
     ThreadView,
-    instant_of,
+    carried_attachment,
+    carried_file,
     new_message,
-    safe_filename,
-    sniff_type,
 )
 from hygie.domain.identity.nos import FR_CORE_SD, TRE_G15_PROFESSION
 
@@ -169,38 +165,8 @@ def professional_message(
         category=MESSAGE_CATEGORY if to_patient else CORRESPONDENCE_CATEGORY,
     )
     for filename, data in files:
-        message["payload"].append({"contentAttachment": _carried(filename, data, now_us)})
+        message["payload"].append({"contentAttachment": carried_attachment(filename, data, now_us)})
     return message
-
-
-def _carried(filename: str, data: bytes, now_us: int) -> dict[str, Any]:
-    kind = sniff_type(data)
-    if kind is None:
-        raise ValueError("an attached file is checked before it is carried (attachment_problem)")
-    name = safe_filename(filename, kind)
-    return {
-        "contentType": kind,
-        "data": base64.b64encode(data).decode("ascii"),
-        "size": len(data),
-        "hash": base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),
-        "title": name,
-        "creation": instant_of(now_us),
-    }
-
-
-def carried_file(message: dict[str, Any], index: int) -> tuple[bytes, str, str] | None:
-    """The file carried at ``payload[index]``: (bytes, content type, title), or None."""
-    payload = message.get("payload") or []
-    if not 0 <= index < len(payload) or not isinstance(payload[index], dict):
-        return None
-    attachment = payload[index].get("contentAttachment")
-    if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):
-        return None
-    try:
-        data = base64.b64decode(attachment["data"], validate=True)
-    except ValueError:
-        return None
-    return data, str(attachment.get("contentType") or ""), str(attachment.get("title") or "piece-jointe")
 
 
 # -- the trusted directory --------------------------------------------------------------------

@@ -11,6 +11,11 @@ a month grid, and the private iCalendar feed.
   LOINC code; without one, the screening is "à faire" from the age it starts.
 * Vaccination reminders come from :func:`hygie.domain.ens.vaccination.due`.
 * :func:`icalendar_feed` writes the events for consumer calendars (``icalendar``).
+* A teleconsultation carries the link of its video room in the extension
+  :data:`VIDEO_LINK_URL` (``valueUrl``): R4's Appointment has no ``virtualService`` (R5 has), and
+  the professional who schedules it writes the link there (``domain/bsp/telehealth.py``); the
+  agenda shows it as « Rejoindre la téléconsultation » — only an ``https`` (or ``http``) address,
+  never anything a browser would run.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from hygie.ports import KeyValueStore
 __all__ = [
     "PERSONAL_TAG",
     "SCREENINGS",
+    "VIDEO_LINK_URL",
     "Event",
     "FeedOwner",
     "FeedTokens",
@@ -44,8 +50,10 @@ __all__ = [
     "personal_appointment",
     "screening_reminders",
     "vaccination_reminders",
+    "video_link",
 ]
 
+VIDEO_LINK_URL: Final = "https://hygie.example/fhir/StructureDefinition/appointment-video-link"
 PERSONAL_TAG: Final = {"system": ENS_SYSTEM, "code": "personal-entry", "display": "Ajouté par la personne"}
 PROFESSIONAL_KINDS: Final = (
     "Practitioner",
@@ -88,6 +96,7 @@ class Event:
     place: str
     note: str
     version: str = ""
+    video: str = ""  # the teleconsultation's room (an https link), "" for an appointment in person
 
     @property
     def editable(self) -> bool:
@@ -110,6 +119,16 @@ def _parse_instant(text: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=PARIS)
+
+
+def video_link(appointment: Mapping[str, Any]) -> str:
+    """The video room of a teleconsultation ("" when none, or not a web address)."""
+    for ext in appointment.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == VIDEO_LINK_URL:
+            link = ext.get("valueUrl")
+            if isinstance(link, str) and link.startswith(("https://", "http://")) and " " not in link:
+                return link
+    return ""
 
 
 def is_personal(appointment: Mapping[str, Any]) -> bool:
@@ -184,6 +203,7 @@ def appointment_events(appointments: Iterable[Mapping[str, Any]], names: Mapping
                 _place(a),
                 str(a.get("comment") or ""),
                 str((a.get("meta") or {}).get("versionId", "")),
+                video_link(a),
             )
         )
     out.sort(key=lambda e: (e.start, e.id))

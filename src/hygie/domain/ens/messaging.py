@@ -23,7 +23,9 @@ the same transaction as the message: the same access rules as any document prote
 recipient reads it through the API, and a failure leaves none of the three. A document already
 in the record can be attached by reference instead. Files are checked: PDF, JPEG or PNG only,
 at most :data:`MAX_ATTACHMENT_BYTES`, and they must really be what they claim (signature and
-decoding).
+decoding). A professional's file arrives inside their message instead (``contentAttachment``,
+:func:`carried_attachment`): it is not a document of the shared record — which a professional
+deposits with its DMP metadata — and it is exactly as private as the message.
 
 **Who can be written to**: the professionals and structures of the patient's care team
 (active ``CareTeam`` participants, the médecin traitant ``Patient.generalPractitioner``) who
@@ -68,6 +70,8 @@ __all__ = [
     "attachment_problem",
     "attachment_resources",
     "care_contacts",
+    "carried_attachment",
+    "carried_file",
     "french_datetime",
     "group_threads",
     "instant_of",
@@ -330,6 +334,37 @@ def attachment_resources(
         ],
     }
     return binary, document
+
+
+def carried_attachment(filename: str, data: bytes, now_us: int) -> dict[str, Any]:
+    """A file (checked beforehand) as a message carries it: a ``contentAttachment`` with its data."""
+    kind = sniff_type(data)
+    if kind is None:
+        raise ValueError("an attached file is checked before it is carried (attachment_problem)")
+    name = safe_filename(filename, kind)
+    return {
+        "contentType": kind,
+        "data": base64.b64encode(data).decode("ascii"),
+        "size": len(data),
+        "hash": base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),
+        "title": name,
+        "creation": instant_of(now_us),
+    }
+
+
+def carried_file(message: dict[str, Any], index: int) -> tuple[bytes, str, str] | None:
+    """The file carried at ``payload[index]``: (bytes, content type, title), or None."""
+    payload = message.get("payload") or []
+    if not 0 <= index < len(payload) or not isinstance(payload[index], dict):
+        return None
+    attachment = payload[index].get("contentAttachment")
+    if not isinstance(attachment, dict) or not isinstance(attachment.get("data"), str):
+        return None
+    try:
+        data = base64.b64decode(attachment["data"], validate=True)
+    except ValueError:
+        return None
+    return data, str(attachment.get("contentType") or ""), str(attachment.get("title") or "piece-jointe")
 
 
 # -- messages and threads ----------------------------------------------------------------------

@@ -14,11 +14,13 @@ from starlette.routing import BaseRoute
 
 from hygie.web.bsp import (
     access,
+    agenda,
     apps,
     directory,
     documents,
     home,
     identify,
+    messages,
     patients,
     pharmacy,
     practice,
@@ -47,6 +49,8 @@ SECTIONS = (
     prescriptions,
     pharmacy,
     patients,
+    messages,
+    agenda,
 )
 
 

@@ -6,6 +6,7 @@
 * ``/ens/messages/{id}`` — one conversation; opening it acknowledges the messages received
   (``$mark-received``: the sender sees "Lu le …"); a reply form;
 * ``/ens/messages/pieces/{id}`` — an attached file (the DocumentReference, read under the rules);
+* ``/ens/messages/{id}/fichiers/{n}`` — a file a professional's message carries;
 * ``/ens/messages/notifications`` — e-mail / SMS / none (``domain/ens/notifications.py``).
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -23,8 +23,10 @@ from starlette.routing import BaseRoute
 from hygie.domain.ens import messaging as msg
 from hygie.domain.ens import notifications as notif
 from hygie.web.ens.core import Ens
-from hygie.web.portal.door import PortalError, as_json
+from hygie.web.portal.door import PortalError
+from hygie.web.portal.files import file_response
 from hygie.web.portal.forms import FormErrors, Submitted
+from hygie.web.portal.messaging import post_message
 from hygie.web.portal.session import Visitor, person_name
 
 __all__ = ["routes", "unread_count"]
@@ -130,18 +132,7 @@ async def _send(
     document: dict[str, str] | None,
 ) -> str:
     """Create the message (with its attached file) in one transaction; the message's id."""
-    entries: list[dict[str, Any]] = []
-    if upload is not None:
-        binary_urn, document_urn = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
-        binary, doc = msg.attachment_resources(
-            visitor.patient_ref, visitor.actor_ref, upload[0], upload[1], ens.clock(), binary_urn
-        )
-        entries.append(_post(binary_urn, binary))
-        entries.append(_post(document_urn, doc))
-        message["payload"].append(
-            {"contentReference": {"reference": document_urn, "display": doc["description"]}}
-        )
-    elif document is not None:
+    if upload is None and document is not None:
         message["payload"].append(
             {
                 "contentReference": {
@@ -150,23 +141,9 @@ async def _send(
                 }
             }
         )
-    message_urn = f"urn:uuid:{uuid.uuid4()}"
-    entries.append(_post(message_urn, message))
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-    response = as_json((await ens.door.call(visitor.caller, "POST", "", resource=bundle)).body)
-    location = str(((response.get("entry") or [{}])[-1].get("response") or {}).get("location", ""))
-    parts = location.split("/Communication/", 1)[-1].split("/") if "/Communication/" in location else []
-    if not parts or not parts[0]:
-        raise PortalError(500, "Le message n’a pas pu être envoyé. Réessayez dans un instant.", location)
-    return parts[0]
-
-
-def _post(urn: str, resource: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fullUrl": urn,
-        "resource": resource,
-        "request": {"method": "POST", "url": resource["resourceType"]},
-    }
+    return await post_message(
+        ens.door, visitor.caller, message, upload=upload, author_ref=visitor.actor_ref, now_us=ens.clock()
+    )
 
 
 def routes(ens: Ens) -> list[BaseRoute]:
@@ -331,6 +308,21 @@ def routes(ens: Ens) -> list[BaseRoute]:
             },
         )
 
+    async def carried(request: Request, visitor: Visitor, _: Submitted | None) -> Response:
+        """A file a professional's message carries (read as the person, like the message)."""
+        message = await ens.door.read(visitor.caller, "Communication", request.path_params["id"])
+        index = request.path_params["n"]
+        if (
+            message is None
+            or not msg.is_message(message)
+            or (message.get("subject") or {}).get("reference") != visitor.patient_ref
+            or not index.isdigit()
+            or (found := msg.carried_file(message, int(index))) is None
+        ):
+            raise PortalError(404, "Ce fichier n’existe pas ou n’est plus disponible.")
+        data, kind, title = found
+        return file_response(data, kind, title.rsplit(".", 1)[0], inline=False)
+
     async def notifications(request: Request, visitor: Visitor, form: Submitted | None) -> Response:
         patient = await ens.door.read(visitor.caller, "Patient", visitor.patient_id)
         if patient is None:
@@ -377,6 +369,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         ens.route("/ens/messages/pieces/{id}", attachment),
         ens.route("/ens/messages/{id}", conversation),
         ens.route("/ens/messages/{id}/repondre", reply, methods=("POST",)),
+        ens.route("/ens/messages/{id}/fichiers/{n}", carried),
     ]
 
 
