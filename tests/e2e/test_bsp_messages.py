@@ -65,6 +65,7 @@ def test_two_professionals_exchange_a_message_with_a_document_attached(
     expect(page.locator("#patient-choisi")).to_contain_text("Léa DURAND")
     assert_accessible(page, "new message with errors")
 
+    page.goto(f"{hygie.base}/bsp/messages/nouveau?a=Practitioner/{moreau}&patient={durand}")
     page.fill("#objet", "Avis sur l’échographie de Mme DURAND")
     page.fill("#message", "Chère consœur,\nque pensez-vous de cette échographie ?\nBien confraternellement")
     page.check(f"#document-{echo}", force=True)

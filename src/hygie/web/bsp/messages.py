@@ -62,15 +62,26 @@ def _box(visitor: Professional) -> msg.Mailbox:
     return pro.professional_mailbox(visitor.practitioner_ref, visitor.organization)
 
 
+# what the inbox needs of a message: not its payload (the files it carries may be large)
+_LISTED = "category,subject,topic,sent,received,sender,recipient,partOf,status"
+
+
 async def _mine(bsp: Bsp, visitor: Professional) -> list[dict[str, Any]]:
-    """The messages I (or my structure) sent or received, the most recent first."""
+    """The messages I (or my structure) sent or received, the most recent first, without their
+    payload."""
     own = ",".join(sorted(_box(visitor).own))
     found: dict[str, dict[str, Any]] = {}
     for param in ("recipient", "sender"):
         for message in await bsp.door.search(
             visitor.caller,
             "Communication",
-            [(param, own), ("category", _KINDS), ("_sort", "-sent"), ("_count", "200")],
+            [
+                (param, own),
+                ("category", _KINDS),
+                ("_sort", "-sent"),
+                ("_count", "200"),
+                ("_elements", _LISTED),
+            ],
             limit=1000,
         ):
             found[str(message.get("id"))] = message
