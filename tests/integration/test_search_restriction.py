@@ -14,6 +14,7 @@ import pytest
 from hygie.domain.access import Caller
 from hygie.domain.policy import Principal, restriction_for
 from hygie.fhir.interactions import FhirService
+from hygie.fhir.outcome import NotFound
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 from hygie.fhir.search import parse_search
@@ -193,3 +194,91 @@ async def test_relations_are_derived_on_write_and_replaced_on_update(world: Fhir
     assert kinds == {"block"}
     await route(world, FhirRequest("DELETE", "Consent/c-lea", caller=OPERATOR))
     assert await world.store.relations("lea", ["Practitioner/gp"], now_us=NOW) == []
+
+
+CABINET = "Organization/cabinet"
+GP_AT_CABINET = Principal("practitioner", "Practitioner/gp", profession="10", organization=CABINET)
+COLLEAGUE = Principal("practitioner", "Practitioner/colleague", profession="10", organization=CABINET)
+
+
+IRCP = {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+
+
+def consent(cid: str, patient: str, kind: str, actor: str, classes: tuple[str, ...] = ()) -> dict[str, Any]:
+    scope = {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+    return {
+        "resourceType": "Consent",
+        "id": cid,
+        "status": "active",
+        "scope": {"coding": [scope]},
+        "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient}"},
+        "provision": {
+            "type": kind,
+            "actor": [{"role": {"coding": [IRCP]}, "reference": {"reference": actor}}],
+            **({"class": [{"system": "urn:test:class", "code": c} for c in classes]} if classes else {}),
+        },
+    }
+
+
+async def readable(service: FhirService, principal: Principal, reference: str) -> bool:
+    """The single read's verdict (domain/policy.py decide, through the FHIR service)."""
+    try:
+        r = await route(service, FhirRequest("GET", reference, caller=Caller.of(principal)))
+    except NotFound:  # refused looks like absent
+        return False
+    assert r.status == 200
+    return True
+
+
+async def test_a_professionals_structure_opens_and_closes_their_searches_as_their_reads(
+    world: FhirService,
+) -> None:
+    # a colleague of the GP's practice, with no relation of their own: nothing yet
+    assert await found(world, COLLEAGUE, "Patient", []) == []
+    assert not await readable(world, COLLEAGUE, "Observation/o-paul")
+    # Paul consults the practice (a declared encounter: $declare-care names it serviceProvider)
+    await put(
+        world,
+        {
+            "resourceType": "Encounter",
+            "id": "e-paul-cabinet",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/paul"},
+            "serviceProvider": {"reference": CABINET},
+        },
+    )
+    for who, patients in ((COLLEAGUE, ["paul"]), (GP_AT_CABINET, ["claire", "paul"]), (GP, ["claire"])):
+        assert await found(world, who, "Patient", []) == patients
+        assert await found(world, who, "Observation", []) == [f"o-{p}" for p in patients]
+        for pid in ("claire", "paul", "lea"):
+            assert await readable(world, who, f"Observation/o-{pid}") == (pid in patients), (who, pid)
+    # Claire blocks the practice: gone from every member's searches and reads, even the GP's own
+    # care team gives way (a block wins); the GP outside the practice still reaches her
+    await put(world, consent("c-claire-cabinet", "claire", "deny", CABINET))
+    for who, patients in ((COLLEAGUE, ["paul"]), (GP_AT_CABINET, ["paul"]), (GP, ["claire"])):
+        assert await found(world, who, "Patient", []) == patients
+        assert await found(world, who, "DocumentReference", [("patient", "claire")]) == (
+            ["d-own-masked", "d-report"] if "claire" in patients else []
+        )
+        for pid in ("claire", "paul"):
+            assert await readable(world, who, f"Patient/{pid}") == (pid in patients), (who, pid)
+
+
+async def test_a_grant_to_the_structure_limited_to_classes_limits_its_members(world: FhirService) -> None:
+    # Léa grants the practice her summaries (class 11) only: a member without relation of their
+    # own finds and reads her summaries, not her reports
+    await put(world, doc("d-lea-report", "lea", "10"))
+    await put(world, doc("d-lea-summary", "lea", "11"))
+    await put(world, consent("c-lea-cabinet", "lea", "permit", CABINET, ("11",)))
+    assert await found(world, COLLEAGUE, "DocumentReference", []) == ["d-lea-summary"]
+    assert await readable(world, COLLEAGUE, "DocumentReference/d-lea-summary")
+    assert not await readable(world, COLLEAGUE, "DocumentReference/d-lea-report")
+    assert await found(world, COLLEAGUE, "Observation", []) == ["o-lea"]
+    # the colleague's own grant of reports adds to the structure's: both classes now
+    await put(world, consent("c-lea-colleague", "lea", "permit", "Practitioner/colleague", ("10",)))
+    own = await world.store.relations("lea", ["Practitioner/colleague"], now_us=NOW)
+    assert [k for k, _, _ in own] == ["grant"]
+    assert await found(world, COLLEAGUE, "DocumentReference", []) == ["d-lea-report", "d-lea-summary"]
+    assert await readable(world, COLLEAGUE, "DocumentReference/d-lea-report")
