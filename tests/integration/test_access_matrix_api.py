@@ -8,7 +8,10 @@ to summaries, two legal representatives of a child (one of whom she keeps her do
 an aidant, an open break-glass access; SMART apps with ``patient/`` scopes launched on a patient;
 backend clients bound to structures (a practice's software): one whose structure provided an
 encounter and holds a grant limited to summaries, one whose structure the patient blocked, one
-whose structure has no relation.
+whose structure has no relation; professionals who work for a structure (an active
+PractitionerRole), whose relations are theirs too, in searches as in reads: a doctor at the
+practice the patient consulted, a doctor of her care team at the centre she blocked, a doctor at a
+centre she granted her summaries only, and one she granted her reports at that same centre.
 
 The matrix is data: :data:`READ_MATRIX` says, per actor, whether each kind of resource of their own
 record (and of another patient's record, and reference data outside any record) may be read;
@@ -80,6 +83,18 @@ PRACTITIONERS = {
     "dr-none": DOCTOR,  # no relation with anyone
     "dr-btg": DOCTOR,  # no relation, an open break-glass access to Léa's record
     "dr-app": DOCTOR,  # in Léa's and Paul's care teams, through a SMART app launched on Léa
+    # professionals who work for a structure (a PractitionerRole): its relations are theirs too
+    "dr-cabinet": DOCTOR,  # works at the practice Léa consulted: no relation of their own
+    "dr-centre": DOCTOR,  # in Léa's care team, works at the centre she blocked
+    "dr-partage": DOCTOR,  # works at a centre Léa granted her summaries: no relation of their own
+    "dr-mixte": DOCTOR,  # granted Léa's reports, works at the centre granted her summaries
+}
+# practitioner → the structure they work for (an active PractitionerRole)
+WORKS_AT = {
+    "dr-cabinet": CABINET,
+    "dr-centre": "Organization/org-blocked",
+    "dr-partage": "Organization/org-partage",
+    "dr-mixte": "Organization/org-partage",
 }
 
 
@@ -162,6 +177,7 @@ def document(
         "status": "current",
         "type": {"coding": [{"system": LOINC, "code": "11488-4", "display": "Consult note"}]},
         "subject": ref(f"Patient/{patient}"),
+        "date": "2026-01-15T10:00:00+01:00",
         "content": [{"attachment": {"contentType": "application/pdf", "url": "https://example.org/d.pdf"}}],
     }
     if category:
@@ -268,11 +284,22 @@ def world() -> list[dict[str, Any]]:
             ("org-cabinet", "Cabinet médical"),
             ("org-blocked", "Centre bloqué"),
             ("org-none", "Centre sans relation"),
+            ("org-partage", "Centre de partage"),
         )
+    ]
+    out += [
+        {
+            "resourceType": "PractitionerRole",
+            "id": f"role-{pid}",
+            "active": True,
+            "practitioner": ref(f"Practitioner/{pid}"),
+            "organization": ref(organization),
+        }
+        for pid, organization in WORKS_AT.items()
     ]
     out.extend(slot_resource(slot, patient) for patient in PATIENTS for slot in SLOTS)
     out += [
-        care_team("ct-lea", LEA, ["dr-care", "ph-care", "dr-blocked", "dr-app"]),
+        care_team("ct-lea", LEA, ["dr-care", "ph-care", "dr-blocked", "dr-app", "dr-centre"]),
         care_team("ct-paul", PAUL, ["dr-app"]),
         consent("consent-lea-block", LEA, {"type": "deny", "actor": actor_of("Practitioner/dr-blocked")}),
         consent(
@@ -306,6 +333,25 @@ def world() -> list[dict[str, Any]]:
         encounter("enc-lea-blocked", LEA, "Organization/org-blocked"),
         consent(
             "consent-lea-block-centre", LEA, {"type": "deny", "actor": actor_of("Organization/org-blocked")}
+        ),
+        # a centre Léa granted her summaries only (no encounter), and a doctor she granted her reports
+        consent(
+            "consent-lea-grant-partage",
+            LEA,
+            {
+                "type": "permit",
+                "actor": actor_of("Organization/org-partage"),
+                "code": [{"coding": [{"system": TRE_A03, "code": SUMMARY}]}],
+            },
+        ),
+        consent(
+            "consent-lea-grant-mixte",
+            LEA,
+            {
+                "type": "permit",
+                "actor": actor_of("Practitioner/dr-mixte"),
+                "code": [{"coding": [{"system": TRE_A03, "code": REPORT}]}],
+            },
         ),
     ]
     return out
@@ -351,6 +397,10 @@ ACTORS = (
     Actor("pro-blocked", "professional", "Practitioner/dr-blocked"),
     Actor("pro-no-relation", "professional", "Practitioner/dr-none"),
     Actor("break-glass", "professional", "Practitioner/dr-btg", break_glass=True),
+    Actor("pro-structure-encounter", "professional", "Practitioner/dr-cabinet"),
+    Actor("pro-structure-blocked", "professional", "Practitioner/dr-centre"),
+    Actor("pro-structure-grant-summaries", "professional", "Practitioner/dr-partage"),
+    Actor("pro-grant-reports-structure-summaries", "professional", "Practitioner/dr-mixte"),
     Actor(
         "app-patient",
         "citizen",
@@ -429,6 +479,10 @@ pro-grant-summaries         Y       Y           N      Y       Y                
 pro-blocked                 N       N           N      N       N                 N         N                              N            N     Y
 pro-no-relation             N       N           N      N       N                 N         N                              N            N     Y
 break-glass                 Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
+pro-structure-encounter     Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
+pro-structure-blocked       N       N           N      N       N                 N         N                              N            N     Y
+pro-structure-grant-summaries Y     Y           N      Y       Y                 N         Y                              N            N     Y
+pro-grant-reports-structure-summaries Y Y       Y      Y       Y                 N         Y                              Y            N     Y
 app-patient                 Y       Y           Y      Y       N                 Y         Y                              Y            N     Y
 app-pro                     Y       Y           Y      Y       Y                 N         Y                              Y            N     Y
 app-pro-no-relation         N       N           N      N       N                 N         N                              N            N     Y
@@ -457,6 +511,10 @@ pro-grant-summaries         201      403        403         200     404       20
 pro-blocked                 403      403        403         404     404       404           403        404        404          404              204
 pro-no-relation             403      403        403         404     404       404           403        404        404          404              204
 break-glass                 201      403        403         200     404       200           201        204        404          204              204
+pro-structure-encounter     201      403        403         200     404       200           201        204        404          204              204
+pro-structure-blocked       403      403        403         404     404       404           403        404        404          404              204
+pro-structure-grant-summaries 201    403        403         200     404       200           201        204        404          204              204
+pro-grant-reports-structure-summaries 201 403   403         200     404       200           201        204        404          204              204
 app-patient                 201      403        403         200     404       403           201        204        404          403              204
 app-pro                     403      403        403         403     403       403           403        403        403          403              403
 app-pro-no-relation         403      403        403         403     403       403           403        403        403          403              403
@@ -912,8 +970,11 @@ async def conditionals(run: Run) -> None:
         if slot.resource_type == "Observation":
             body = observation(run.fresh("cc"), actor.own)
         else:
-            # an uncategorised document: creating it is a plain creation in the own record
-            body = document(run.fresh("cc"), actor.own, None, author=None)
+            # creating it is a plain creation in the own record: a patient's own note (no
+            # author: theirs), or a professional's report with the metadata the DMP requires
+            professional = actor.kind == "professional" or actor.organization is not None
+            author = (actor.fhir_user or actor.organization) if professional else None
+            body = document(run.fresh("cc"), actor.own, "10" if professional else None, author=author)
         del body["id"]
         r = await run.send(
             "POST",
