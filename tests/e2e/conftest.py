@@ -415,3 +415,24 @@ def new_family(hygie: LiveHygie, *, child_birth_date: str = "2011-09-21") -> Fam
 @pytest.fixture
 def family(hygie: LiveHygie) -> Family:
     return new_family(hygie)
+
+
+DEMO_SEED = 2026  # the seed of `hygie demo` (demo/loader.py)
+
+
+@pytest.fixture(scope="module")
+def directory(hygie: LiveHygie) -> Any:
+    """The demo directory (``demo/directory.py``, with the Locations of its structures), stored
+    once in this module's server; returns the built ``Directory``."""
+    from hygie.demo.directory import build_directory, directory_bundle
+    from hygie.domain.access import Caller
+    from hygie.fhir.request import FhirRequest
+    from hygie.fhir.router import route
+
+    built = build_directory(DEMO_SEED)
+    request = FhirRequest(
+        "POST", "", resource=directory_bundle(built), caller=Caller.operator("tests/e2e directory")
+    )
+    response = hygie.call(route(hygie.runtime.service, request))
+    assert response.status == 200
+    return built

@@ -8,7 +8,6 @@ from typing import Any
 
 from playwright.sync_api import expect
 from test_bsp_record import sign_in_pro
-from test_ens_directory import directory  # noqa: F401 - the module's demo directory fixture
 
 from browser import assert_accessible, screenshots_dir
 from conftest import LiveHygie, People
@@ -20,7 +19,7 @@ def test_professionals_find_colleagues_near_lyon_with_their_mailboxes(
     hygie: LiveHygie,
     people: People,
     directory: Directory,
-    tmp_path: Any,  # noqa: F811
+    tmp_path: Any,
 ) -> None:
     sign_in_pro(page, hygie, people, "/bsp/annuaire")
     assert_accessible(page, "BSP directory (empty form)")

@@ -16,10 +16,7 @@ import pytest
 
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import create_resource
-from hygie.demo.directory import Directory, build_directory, directory_bundle
-from hygie.domain.access import Caller
-from hygie.fhir.request import FhirRequest
-from hygie.fhir.router import route
+from hygie.demo.directory import Directory
 
 LiveHygie = Citizen = Any
 
@@ -29,18 +26,6 @@ DEMO_SEED = 2026  # the seed of `hygie demo` (demo/loader.py)
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     return screenshots_dir(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def directory(hygie: LiveHygie) -> Directory:
-    """The demo directory, stored once for this module's server."""
-    built = build_directory(DEMO_SEED)
-    request = FhirRequest(
-        "POST", "", resource=directory_bundle(built), caller=Caller.operator("tests/e2e directory")
-    )
-    response = hygie.call(route(hygie.runtime.service, request))
-    assert response.status == 200
-    return built
 
 
 def _km(badge: str) -> float:
