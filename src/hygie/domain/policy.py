@@ -414,7 +414,12 @@ def _professional(
         if not matrix.may_read(principal.profession, target.categories):
             return Verdict(False, "document category not open to this profession")
         grants = [r for r in care if r.kind == "grant"]
-        only_grants = bool(grants) and len(grants) == len(care)
+        # an open emergency access reaches the whole record, as the search restriction lets it
+        # (a grant limited to some classes does not narrow a break-glass)
+        in_emergency = target.patient in principal.break_glass and not any(
+            r.kind == "emergency_refusal" for r in live
+        )
+        only_grants = bool(grants) and len(grants) == len(care) and not in_emergency
         if only_grants and not any(
             r.categories is None or (target.categories & r.categories) for r in grants
         ):

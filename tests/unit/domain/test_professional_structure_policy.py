@@ -145,3 +145,18 @@ def test_an_app_launched_by_the_professional_follows_their_structure_too() -> No
         app, "DocumentReference", launch_relations=[Relation("grant", frozenset({"11"}))], now_us=NOW
     )
     assert limited.categories == frozenset({"11"})
+
+
+def test_an_emergency_access_is_not_narrowed_by_a_limited_grant() -> None:
+    """Break-glass opens the whole record, as the search restriction does: a grant limited to
+    summaries does not keep the reports from a professional in an emergency (unless refused)."""
+    from hygie.domain.policy import Principal, Relation, Target, decide
+
+    grant = Relation("grant", frozenset({"11"}))
+    report = Target("DocumentReference", "lea", categories=frozenset({"10"}))
+    doctor = Principal("practitioner", "Practitioner/p", profession="10")
+    assert not decide(doctor, "read", report, [grant]).allowed
+    emergency = Principal("practitioner", "Practitioner/p", profession="10", break_glass=frozenset({"lea"}))
+    assert decide(emergency, "read", report, [grant]).allowed
+    refused = [grant, Relation("emergency_refusal")]
+    assert not decide(emergency, "read", report, refused).allowed
