@@ -6,7 +6,6 @@ local folder. Both stores are wrapped so that Binary contents live in the blob s
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,6 @@ from hygie.domain.access import AccessPolicy
 from hygie.domain.audit import AuditLog
 from hygie.domain.break_glass import BreakGlassService
 from hygie.domain.eprescription.medicines import catalogue
-from hygie.domain.eprescription.rules import config_from
 from hygie.domain.outbox import Outbox
 from hygie.domain.policy import CategoryMatrix
 from hygie.fhir.interactions import FhirService, Limits
@@ -73,9 +71,9 @@ class Runtime:
         if self.service.trust is None:
             self.service.trust = TrustServices(self.break_glass, self.kv, clock_us)
         if self.service.prescriptions is None:
-            # the unverified e-prescription facts (number system…) from HYGIE_EPRESCRIPTION_*
+            # the unverified e-prescription facts (number system…): HYGIE_EPRESCRIPTION_*
             self.service.prescriptions = PrescriptionServices(
-                catalogue(), config_from(os.environ), self.kv, clock_us
+                catalogue(), self.settings.eprescription, self.kv, clock_us
             )
         if self.service.identity is None:
             register = RegisterFile(self.settings.insi_register_path)

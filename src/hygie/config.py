@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hygie.domain.eprescription.rules import EPrescriptionConfig, config_from
+
 __all__ = ["Settings", "load_settings"]
 
 
@@ -68,6 +70,9 @@ class Settings:
     video_service_url: str | None = None
     # the INSi reference register (JSON, written by `hygie demo`); absent: an empty register
     insi_register: Path | None = None  # default <data_dir>/insi-register.json
+    # e-prescription: the facts unverified nationally (number system, prescribing professions,
+    # first-delivery window) and the pharmacists' failed openings per hour (HYGIE_EPRESCRIPTION_*)
+    eprescription: EPrescriptionConfig = field(default_factory=EPrescriptionConfig)
 
     @property
     def fhir_base(self) -> str:
@@ -146,6 +151,7 @@ def load_settings(**overrides: object) -> Settings:
         insi_register=Path(os.environ["HYGIE_INSI_REGISTER"])
         if os.environ.get("HYGIE_INSI_REGISTER")
         else None,
+        eprescription=config_from(os.environ),
     )
     if overrides:
         from dataclasses import replace  # noqa: PLC0415 - only needed for overrides
