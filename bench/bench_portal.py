@@ -297,6 +297,11 @@ def _fmt(m: dict[str, Any]) -> tuple[str, str, str]:
     return f"{m['rate']:,.0f}", f"{m['p50_ms']:.1f}", f"{m['p99_ms']:.1f}"
 
 
+def cell(text: str) -> str:
+    """A table cell's text: a ``|`` (FHIR's near=lat|lng|…) would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def report(results: dict[str, Any], spec: PortalSpec) -> str:
     lines = [
         spec.start,
@@ -324,7 +329,7 @@ def report(results: dict[str, Any], spec: PortalSpec) -> str:
             arate, _, ap99 = _fmt(r["api_measure"])
             crate, _, _ = _fmt(r["ceiling_measure"])
             lines.append(
-                f"| `{r['page']}` ({r['label']}) | {r['page_bytes']:,} | **{rate}** | {p50} | {p99} | `{r['search']}` "
+                f"| `{r['page']}` ({r['label']}) | {r['page_bytes']:,} | **{rate}** | {p50} | {p99} | `{cell(r['search'])}` "
                 f"| {arate} | {ap99} | {crate} | {r['page_measure']['errors']} |"
             )
         lines.append("")
