@@ -32,6 +32,7 @@ from hygie.domain.ens.alerts import (
     TOPICS,
     Alert,
     BroadcastReport,
+    check_broadcast,
     department_name,
     department_of,
     explain,
@@ -212,11 +213,7 @@ async def broadcast_to_professionals(
     dry_run: bool = False,
 ) -> BroadcastReport:
     """Evaluate the criteria over the directory and write each professional's alert."""
-    if alert.topic not in TOPICS:
-        raise ValueError(f"thème inconnu : {alert.topic} (thèmes : {', '.join(TOPICS)})")
-    problems = criteria.problems()
-    if problems:
-        raise ValueError("; ".join(problems))
+    check_broadcast(alert, criteria)
     report = BroadcastReport(broadcast_id)
     for practitioner_id, reasons in await targets(records, caller, criteria):
         report.matched += 1

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib.resources import files
-from typing import Any
+from typing import Any, Protocol
 
 from hygie.domain.access import Caller
 from hygie.domain.ens.messaging import HYGIE_FHIR, french_datetime, instant_of
@@ -511,6 +511,20 @@ async def targets(
     return out
 
 
+class _Checkable(Protocol):
+    def problems(self) -> list[str]: ...
+
+
+def check_broadcast(alert: Alert, criteria: _Checkable) -> None:
+    """Refuse (ValueError, in French) an unknown topic or criteria with problems, before anything
+    is evaluated or written — for citizens' and professionals' broadcasts alike."""
+    if alert.topic not in TOPICS:
+        raise ValueError(f"thème inconnu : {alert.topic} (thèmes : {', '.join(TOPICS)})")
+    problems = criteria.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 async def broadcast(
     records: Records,
     caller: Caller,
@@ -523,11 +537,7 @@ async def broadcast(
     dry_run: bool = False,
 ) -> BroadcastReport:
     """Evaluate the criteria, skip those who opted out of the topic, write each alert."""
-    if alert.topic not in TOPICS:
-        raise ValueError(f"thème inconnu : {alert.topic} (thèmes : {', '.join(TOPICS)})")
-    problems = criteria.problems()
-    if problems:
-        raise ValueError("; ".join(problems))
+    check_broadcast(alert, criteria)
     report = BroadcastReport(broadcast_id)
     refused = await opt_outs(records, caller, alert.topic)
     for patient_id, reasons in await targets(records, caller, criteria, today):

@@ -37,7 +37,7 @@ from hygie.web.bsp.patients import require_id
 from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
-from hygie.web.portal.session import Professional, person_name
+from hygie.web.portal.session import Professional, display_names
 
 __all__ = ["routes"]
 
@@ -71,12 +71,6 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             resource, patient_ref=f"Patient/{patient_id}", actor_ref=visitor.practitioner_ref, names=names
         )
 
-    async def names_of(visitor: Professional, included: dict[str, dict[str, Any]]) -> dict[str, str]:
-        return {
-            ref: (str(r.get("name") or "") if r.get("resourceType") == "Organization" else person_name(r))
-            for ref, r in included.items()
-        }
-
     async def document_of(
         visitor: Professional, patient_id: str, document_id: str
     ) -> tuple[Any, dict[str, Any]]:
@@ -92,7 +86,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             if kind in ("Practitioner", "Organization") and rid:
                 found = await bsp.door.read(visitor.caller, kind, require_id(rid))
                 if found:
-                    names.update(await names_of(visitor, {ref: found}))
+                    names.update(display_names({ref: found}))
         return line_of(visitor, patient_id, resource, names), resource
 
     async def listing(request: Request, visitor: Professional, form: Submitted | None) -> Response:
@@ -109,7 +103,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             ],
             limit=_MAX_LISTED,
         )
-        names = await names_of(visitor, included)
+        names = display_names(included)
         lines = doc_rules.sort_lines(line_of(visitor, patient_id, d, names) for d in found)
         wanted = request.query_params.get("classe", "")
         shown = [d for d in lines if not wanted or d.class_code == wanted]

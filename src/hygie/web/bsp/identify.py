@@ -29,6 +29,7 @@ from hygie.web.portal.session import PatientContext, Professional
 __all__ = ["routes"]
 
 _KIND = "bsp-identification"
+_OPEN = frozenset({"care-relation", "break-glass", "trusted"})  # $identify's access codes that open
 # the identity documents of the RNIV (fr-core-cs-mode-validation-identity), in plain French
 VALIDATION_MODES = {
     "CN": "Carte nationale d’identité",
@@ -94,6 +95,8 @@ def summary_of(answer: dict[str, Any]) -> dict[str, Any]:
                 {
                     "context": context_json,
                     "access": (parts.get("access") or [""])[0],
+                    # the record is open to the caller: "open it", else "the ways to access it"
+                    "opens": (parts.get("access") or [""])[0] in _OPEN,
                     "message": (parts.get("accessMessage") or [""])[0],
                     "attributes": [
                         a.get("display") or a.get("code") for a in parts.get("identityAttribute") or []
@@ -206,8 +209,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
         if match is None:
             raise PortalError(404, "Ce résultat d’identification a expiré : identifiez le patient à nouveau.")
         await bsp.auth.work_on(visitor, PatientContext.from_json(match["context"]))
-        opened = match["access"] in ("care-relation", "break-glass", "trusted")
-        target = f"/bsp/patients/{wanted}" if opened else f"/bsp/patients/{wanted}/acces"
+        target = f"/bsp/patients/{wanted}" if match.get("opens") else f"/bsp/patients/{wanted}/acces"
         return await bsp.done(visitor, form, target)
 
     async def check_page(

@@ -28,7 +28,7 @@ from hygie.domain.french import fr_day
 from hygie.web.bsp.core import STATUS_BADGES, Bsp, patient_context
 from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
-from hygie.web.portal.session import Professional, person_name
+from hygie.web.portal.session import Professional, display_names, person_name
 
 __all__ = ["routes"]
 
@@ -45,13 +45,10 @@ class Item:
 
 
 def _items(kind: str, resources: list[dict[str, Any]], *, active_only: bool = False) -> list[Item]:
-    out = []
-    for resource in resources:
-        summary = carnet.summary(kind, resource)
-        if active_only and summary.state != "active":
-            continue
-        out.append(Item(summary.title, summary.details, fr_day(summary.day)))
-    return sorted(out, key=lambda i: i.day[6:] + i.day[3:5] + i.day[:2], reverse=True)
+    summaries = [carnet.summary(kind, r) for r in resources]
+    kept = [x for x in summaries if not active_only or x.state == "active"]
+    # newest first, on the ISO day, then shown as dd/mm/yyyy
+    return [Item(x.title, x.details, fr_day(x.day)) for x in sorted(kept, key=lambda x: x.day, reverse=True)]
 
 
 def require_id(value: str) -> str:
@@ -139,7 +136,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             ],
             limit=5,
         )
-        names = {ref: person_name(r) or str(r.get("name") or "") for ref, r in included.items()}
+        names = display_names(included)
         recent = [
             doc_rules.summarize(
                 d, patient_ref=f"Patient/{patient_id}", actor_ref=visitor.practitioner_ref, names=names

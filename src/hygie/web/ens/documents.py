@@ -34,7 +34,7 @@ from hygie.web.ens.core import Ens
 from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
-from hygie.web.portal.session import Visitor, person_name
+from hygie.web.portal.session import Visitor, display_names
 
 __all__ = ["routes"]
 
@@ -43,16 +43,6 @@ DOCUMENT = "DocumentReference"
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_LISTED = 1000  # documents read for the list (the newest ones when a record holds more)
 _NOT_FOUND = "Ce document n’existe pas ou n’est plus disponible."
-
-
-def _names(included: dict[str, dict[str, Any]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for ref, resource in included.items():
-        if resource.get("resourceType") == "Organization":
-            out[ref] = str(resource.get("name") or "")
-        else:
-            out[ref] = person_name(resource)
-    return {k: v for k, v in out.items() if v}
 
 
 def _may_mask(visitor: Visitor) -> bool:
@@ -80,7 +70,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             [("patient", visitor.patient_id), ("_include", "DocumentReference:author"), *params],
             limit=_MAX_LISTED,
         )
-        names = _names(included)
+        names = display_names(included)
         return [
             rules.summarize(d, patient_ref=visitor.patient_ref, actor_ref=visitor.actor_ref, names=names)
             for d in found
@@ -101,7 +91,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             if kind in ("Practitioner", "Patient", "RelatedPerson", "Organization") and _ID.fullmatch(rid):
                 author = await ens.door.read(visitor.caller, kind, rid)
                 if author:
-                    names.update(_names({ref: author}))
+                    names.update(display_names({ref: author}))
         return rules.summarize(
             resource, patient_ref=visitor.patient_ref, actor_ref=visitor.actor_ref, names=names
         )

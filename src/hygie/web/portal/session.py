@@ -40,6 +40,7 @@ __all__ = [
     "Professional",
     "Space",
     "Visitor",
+    "display_names",
     "person_name",
 ]
 
@@ -175,6 +176,16 @@ def person_name(resource: dict[str, Any] | None) -> str:
     family = str(chosen.get("family", "")).upper()
     prefix = " ".join(chosen.get("prefix", []))
     return " ".join(p for p in (prefix, given, family) if p) or chosen.get("text", "")
+
+
+def display_names(resources: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """How a page names the authors, senders… it read (by ``Type/id``): a structure by its name,
+    a person as :func:`person_name`; those without a name are left out."""
+    out = {
+        ref: str(r.get("name") or "") if r.get("resourceType") == "Organization" else person_name(r)
+        for ref, r in resources.items()
+    }
+    return {ref: name for ref, name in out.items() if name}
 
 
 class PortalAuth:
