@@ -28,6 +28,7 @@ from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
 from hygie.migrate import migrate
 from hygie.ports import BlobStore, KeyValueStore, ResourceStore
+from hygie.store.service import StoreService
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import FileBlobStore
 
@@ -78,6 +79,34 @@ class Runtime:
         if self.service.identity is None:
             register = RegisterFile(self.settings.insi_register_path)
             self.service.identity = IdentityServices(register, self.outbox, clock_us)
+        self.app_store = self._app_store()
+
+    def _app_store(self) -> StoreService:
+        """The Store santé: its records beside the OAuth clients, its probes on the network."""
+        from hygie.store.probes import Prober  # noqa: PLC0415
+
+        assert self.auth is not None
+        prober = Prober(
+            allow_private=self.settings.store_probe_allow_private,
+            timeout_s=self.settings.store_probe_timeout_s,
+        )
+        return StoreService(
+            self.kv, self.auth.clients, clock_us, prober=prober, written_by=self._written_by_app
+        )
+
+    async def _written_by_app(self, client_id: str) -> list[dict[str, Any]]:
+        """A sample of what an app wrote lately (its provenance, ``meta.source``), read through the
+        access policy as the store's probe — the reads are in the audit trail."""
+        from hygie.domain.access import Caller  # noqa: PLC0415
+        from hygie.domain.provenance import app_source  # noqa: PLC0415
+        from hygie.web.portal.door import Door  # noqa: PLC0415
+
+        door, caller = Door(self.service), Caller.operator("store-probe")
+        out: list[dict[str, Any]] = []
+        for resource_type in ("Observation", "DocumentReference"):
+            params = [("_source", app_source(client_id)), ("_sort", "-_lastUpdated"), ("_count", "10")]
+            out.extend(await door.search(caller, resource_type, params, limit=10))
+        return out
 
     @property
     def audit(self) -> AuditLog:

@@ -73,6 +73,10 @@ class Settings:
     # e-prescription: the facts unverified nationally (number system, prescribing professions,
     # first-delivery window) and the pharmacists' failed openings per hour (HYGIE_EPRESCRIPTION_*)
     eprescription: EPrescriptionConfig = field(default_factory=EPrescriptionConfig)
+    # the app store's probes may fetch loopback and private addresses: for tests only, never in
+    # production (HYGIE_STORE_PROBE_ALLOW_PRIVATE=1); and how long a probe waits for an answer
+    store_probe_allow_private: bool = False
+    store_probe_timeout_s: float = 5.0
 
     @property
     def fhir_base(self) -> str:
@@ -152,6 +156,9 @@ def load_settings(**overrides: object) -> Settings:
         if os.environ.get("HYGIE_INSI_REGISTER")
         else None,
         eprescription=config_from(os.environ),
+        store_probe_allow_private=os.environ.get("HYGIE_STORE_PROBE_ALLOW_PRIVATE", "").lower()
+        in ("1", "true", "yes"),
+        store_probe_timeout_s=float(os.environ.get("HYGIE_STORE_PROBE_TIMEOUT") or 5),
     )
     if overrides:
         from dataclasses import replace  # noqa: PLC0415 - only needed for overrides

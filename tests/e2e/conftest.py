@@ -150,7 +150,13 @@ def hygie(smart_app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     data = tmp_path_factory.mktemp("hygie")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = load_settings(data_dir=data, database_url=f"sqlite:///{data / 'hygie.sqlite3'}", base_url=base)
+    # the app store's apps run on the loopback in tests: its probes may reach it (never in production)
+    settings = load_settings(
+        data_dir=data,
+        database_url=f"sqlite:///{data / 'hygie.sqlite3'}",
+        base_url=base,
+        store_probe_allow_private=True,
+    )
     server = start_live_server(settings, port)
     live = LiveHygie(base, server.runtime, server.loop)
     _seed(live, smart_app)

@@ -90,9 +90,11 @@ __all__ = [
 
 log = logging.getLogger("hygie.auth")
 
-AccountKind = Literal["citizen", "professional", "operator"]
+AccountKind = Literal["citizen", "professional", "operator", "publisher", "authority"]
 AccountStatus = Literal["active", "disabled"]
-KINDS: frozenset[str] = frozenset({"citizen", "professional", "operator"})
+# publishers (the app store's editors) and authorities (who review and watch the store's apps)
+# sign in like everyone; what they may do is the store's business (``store/service.py``)
+KINDS: frozenset[str] = frozenset({"citizen", "professional", "operator", "publisher", "authority"})
 
 SECOND_US = 1_000_000
 MINUTE_US = 60 * SECOND_US
@@ -414,7 +416,8 @@ class AccountService:
         if kind not in KINDS:
             raise InvalidAccountData(
                 f"Type de compte inconnu : {kind!r} (citoyen : citizen, "
-                "professionnel : professional, opérateur : operator)."
+                "professionnel : professional, opérateur : operator, éditeur : publisher, "
+                "autorité : authority)."
             )
         normalised = normalise_login(login)
         if patient_id is not None and kind != "citizen":

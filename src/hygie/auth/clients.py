@@ -49,7 +49,7 @@ _hasher = PasswordHasher()
 # a literal reference to an Organization (FHIR id: letters, digits, '-' and '.', 1 to 64)
 _ORGANIZATION = re.compile(r"Organization/[A-Za-z0-9\-.]{1,64}")
 # the portals that may offer an app to the people who sign in to them
-AUDIENCES = ("professional",)
+AUDIENCES = ("citizen", "professional")
 # where redirect and launch URLs may point: https, or plain http on the loopback only
 _WEB_ORIGINS = ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")
 

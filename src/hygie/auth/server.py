@@ -58,6 +58,7 @@ class AppGrant:
     patient: str | None
     created_us: int
     last_used_us: int
+    until_us: int | None = None  # the end the person chose (None: until revoked)
 
 
 def _digest(token: str) -> str:
@@ -353,8 +354,13 @@ class AuthorizationServer:
         *,
         approved: ScopeSet | None = None,
         patient: str | None = None,
+        family: str | None = None,
+        until_us: int | None = None,
     ) -> str:
-        """Redirect URL carrying a fresh code for ``subject`` (after sign-in and approval)."""
+        """Redirect URL carrying a fresh code for ``subject`` (after sign-in and approval).
+
+        ``family`` names the grant (the consent it was recorded under); ``until_us`` ends it: no
+        access token outlives it and no refresh works after it — the duration the person chose."""
         self.check_launch_subject(request, subject)
         scopes = approved.narrow(request.scopes) if approved is not None else request.scopes
         context_patient = patient or (request.launch.patient if request.launch else None)
@@ -381,7 +387,8 @@ class AuthorizationServer:
                 "fhir_context": list(launch.fhir_context),
                 "need_patient_banner": launch.need_patient_banner if request.launch else True,
                 "smart_style_url": launch.smart_style_url or self.smart_style_url,
-                "family": secrets.token_urlsafe(16),
+                "family": family or secrets.token_urlsafe(16),
+                "until": until_us,
             },
             expires_us=self.clock() + CODE_TTL_US,
         )
@@ -429,6 +436,10 @@ class AuthorizationServer:
     ) -> dict[str, Any]:
         scopes = parse_scopes(data["scope"])
         fhir_user = subject.fhir_user
+        until = data.get("until")
+        left_s = (int(until) - self.clock()) // 1_000_000 if until else None
+        if left_s is not None and left_s <= 0:
+            raise OAuthError("invalid_grant", "the authorisation has ended (the duration the person chose)")
         await self._remember_grant(subject, client, data, family, scopes)
         access, life = await self.tokens.issue(
             subject=subject.account_id,
@@ -439,6 +450,7 @@ class AuthorizationServer:
             encounter=data.get("encounter"),
             fhir_user=fhir_user,
             family=family,
+            lifetime_s=min(self.tokens.lifetime_s, left_s) if left_s is not None else None,
         )
         response: dict[str, Any] = {
             "access_token": access,
@@ -654,8 +666,11 @@ class AuthorizationServer:
                 "patient": data.get("patient"),
                 "created": known["created"] if known else now,
                 "last_used": now,
+                "until": data.get("until"),
             },
-            expires_us=now + max(lasts, self.tokens.lifetime_s * 1_000_000),
+            expires_us=min(
+                now + max(lasts, self.tokens.lifetime_s * 1_000_000), int(data.get("until") or 2**62)
+            ),
         )
 
     async def grants_of(self, account_id: str) -> list[AppGrant]:
@@ -672,6 +687,7 @@ class AuthorizationServer:
                     value.get("patient"),
                     int(value["created"]),
                     int(value["last_used"]),
+                    int(value["until"]) if value.get("until") else None,
                 )
             )
         return sorted(grants, key=lambda g: g.last_used_us, reverse=True)

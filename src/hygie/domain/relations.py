@@ -32,6 +32,7 @@ from typing import Any
 from hygie.fhir.values import date_range
 
 __all__ = [
+    "APP_CATEGORY",
     "ENCOUNTER_RELATION_DAYS",
     "SPACE_CATEGORY",
     "SPACE_CATEGORY_SYSTEM",
@@ -45,6 +46,9 @@ EVERYONE = "*"
 # the Consent category of a health space's lifecycle (open, closed): Hygie's own code
 SPACE_CATEGORY_SYSTEM = "https://hygie.example/fhir/CodeSystem/consent-category"
 SPACE_CATEGORY = "ens"
+# the Consent category of a person's authorisation of an app (``store/consents.py``): a record of
+# what the person let an app do — its token's scopes decide that, never an access relation
+APP_CATEGORY = "app"
 
 # v3-RoleCode relationships that make a legal representative of a minor
 REPRESENTATIVE_CODES = frozenset({"PRN", "MTH", "FTH", "GUARD", "PRNFOST", "STPPRN", "ADOPTP", "NPRN"})
@@ -180,7 +184,10 @@ def _consent(resource: dict[str, Any]) -> list[RelationRow]:
         return []
     out: list[RelationRow] = []
     root = resource.get("provision")
-    if SPACE_CATEGORY in _codes(resource.get("category")):
+    categories = _codes(resource.get("category"))
+    if APP_CATEGORY in categories:
+        return out
+    if SPACE_CATEGORY in categories:
         # the space's lifecycle: denied, the space is closed to everyone but the person
         if isinstance(root, dict) and root.get("type") == "deny":
             out.append(RelationRow("space_closed", patient, EVERYONE))

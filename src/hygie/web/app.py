@@ -27,6 +27,7 @@ from hygie import delivery
 from hygie.auth.federation import providers_from_env
 from hygie.bootstrap import Runtime, clock_us, open_runtime
 from hygie.config import Settings, load_settings
+from hygie.store.consents import AppConsents, ConsentScreen
 from hygie.web.bsp import bsp_routes
 from hygie.web.ens import ens_routes
 from hygie.web.federation import federation_routes
@@ -34,6 +35,9 @@ from hygie.web.fhir_api import FhirApi, Receive, Scope, Send
 from hygie.web.oauth import OAuthWeb
 from hygie.web.pages import dsfr_static, render
 from hygie.web.patient_picker import ServicePatientFinder
+from hygie.web.portal.door import Door
+from hygie.web.portal.session import PortalAuth
+from hygie.web.store import store_routes
 
 __all__ = ["build_routes", "create_app"]
 
@@ -48,6 +52,15 @@ def fhir_api(runtime: Runtime) -> FhirApi:
     )
 
 
+def _consent_screen(runtime: Runtime, oauth: OAuthWeb) -> ConsentScreen:
+    """The consent screen's store side: the app's record, and the Consent a citizen's grant is
+    written as — as the person, through the door, as their portal pages write."""
+    assert runtime.accounts is not None
+    door = Door(runtime.service)
+    people = PortalAuth(oauth, runtime.accounts, runtime.resolver, door, runtime.kv, runtime.directory_read)
+    return ConsentScreen(runtime.app_store, AppConsents(door, people.caller_for, clock_us))
+
+
 def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRoute]:
     assert runtime.auth is not None
     fhir = fhir or fhir_api(runtime)
@@ -60,12 +73,14 @@ def build_routes(runtime: Runtime, fhir: FhirApi | None = None) -> list[BaseRout
         clock_us,
         providers=providers,
     )
+    oauth.consent_screen = _consent_screen(runtime, oauth)
     routes: list[BaseRoute] = [
         Route("/", home),
         *oauth.routes(),
         *federation_routes(runtime, providers),
         *ens_routes(runtime, oauth),
         *bsp_routes(runtime, oauth),
+        *store_routes(runtime, oauth),
         Route("/fhir", fhir),
         Mount("/fhir", app=fhir),
     ]

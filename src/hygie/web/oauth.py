@@ -39,7 +39,7 @@ from hygie.web.pages import render
 __all__ = ["HOME_OF", "OAuthWeb", "SessionData", "local_path", "scope_label"]
 
 # where a person lands after signing in, by kind of account
-HOME_OF = {"citizen": "/ens", "professional": "/bsp"}
+HOME_OF = {"citizen": "/ens", "professional": "/bsp", "publisher": "/editeur", "authority": "/autorite"}
 
 
 def local_path(value: str) -> str:
@@ -143,6 +143,9 @@ class OAuthWeb:
         self.patients = patients
         self.clock = clock
         self.secure_cookie = server.issuer.startswith("https://")
+        # the app store's side of the consent screen (store/consents.py ConsentScreen): what the
+        # screen says of the app, and the Consent each citizen's grant is recorded as
+        self.consent_screen: Any | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -285,22 +288,49 @@ class OAuthWeb:
             patient = authz.launch.patient
         if patient is None and session.subject.kind == "citizen":
             patient = session.subject.patient
-        items = [{"scope": s.text, "label": scope_label(s)} for s in authz.scopes.resources]
-        items += [{"scope": o, "label": scope_label(o)} for o in sorted(authz.scopes.others)]
+        return self._set_cookie(await self._consent_page(session, suite, authz, patient), session)
+
+    async def _consent_page(
+        self,
+        session: SessionData,
+        suite: str,
+        authz: AuthorizeRequest,
+        patient: str | None,
+        *,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        """The one consent screen, the same for every app (CNNum 13): who publishes it, its
+        evaluation status, what it will read and write, why, and for how long — each part may be
+        refused."""
+        assert session.subject is not None
+        reads = [s for s in authz.scopes.resources if {"r", "s"} & s.permissions]
+        writes = [s for s in authz.scopes.resources if {"c", "u", "d"} & s.permissions]
+        items = [
+            {"scope": s.text, "label": scope_label(s), "writes": s in writes} for s in authz.scopes.resources
+        ]
+        items += [{"scope": o, "label": scope_label(o), "writes": False} for o in sorted(authz.scopes.others)]
         label = await self.patients.label(session.subject, patient) if patient else None
-        return self._set_cookie(
-            render(
-                "consentement.html",
-                title="Autoriser une application",
-                app_name=authz.client.name,
-                suite=suite,
-                items=items,
-                csrf=session.csrf,
-                patient=patient,
-                patient_label=label,
-                professional=session.subject.kind == "professional",
-            ),
-            session,
+        about = (
+            await self.consent_screen.describe(authz.client.client_id)
+            if self.consent_screen is not None
+            else None
+        )
+        return render(
+            "consentement.html",
+            status=status,
+            title="Autoriser une application",
+            app_name=authz.client.name,
+            suite=suite,
+            items=items,
+            reads=bool(reads),
+            writes=bool(writes),
+            about=about,
+            error=error,
+            csrf=session.csrf,
+            patient=patient,
+            patient_label=label,
+            professional=session.subject.kind == "professional",
         )
 
     async def patient_choice(self, request: Request) -> Response:
@@ -349,7 +379,9 @@ class OAuthWeb:
         authz = await self._pending(suite)
         if authz is None:
             return _expired()
-        await self.kv.delete("authz", suite)
+        pending = await self.kv.take("authz", suite)  # one decision per request, whatever the clicks
+        if pending is None:
+            return _expired()
         if form.get("decision") != "accepter":
             return RedirectResponse(
                 authz.redirect_with({"error": "access_denied", "error_description": "la personne a refusé"}),
@@ -364,8 +396,61 @@ class OAuthWeb:
             and await self.patients.label(session.subject, patient) is None
         ):
             return _expired()
+        family = secrets.token_urlsafe(16)
+        until: int | None = None
+        if self.consent_screen is not None:
+            about = await self.consent_screen.describe(authz.client.client_id)
+            allowed = {str(days): days for days, _ in about["durations"]}
+            # no choice sent (a form without the field): the screen's preselected duration
+            days = allowed.get(form.get("duree") or str(about["default_days"]))
+            if days is None:
+                # an unknown duration: shown again, with the request kept for a second try
+                await self.kv.put("authz", suite, pending, expires_us=self.clock() + PENDING_TTL_US)
+                return self._set_cookie(
+                    await self._consent_page(
+                        session,
+                        suite,
+                        authz,
+                        patient,
+                        error="Choisissez pour combien de temps vous autorisez l’application.",
+                        status=400,
+                    ),
+                    session,
+                )
+            until = self.clock() + days * 86_400 * 1_000_000
+            granted = approved.narrow(authz.scopes)
+            context_patient = (
+                patient or (authz.launch.patient if authz.launch else None) or session.subject.patient
+            )
+            if (
+                session.subject.kind == "citizen"
+                and context_patient
+                and any(s.context == "patient" for s in granted.resources)
+            ):
+                from hygie.web.portal.door import PortalError  # noqa: PLC0415
+
+                try:
+                    await self.consent_screen.consents.record(
+                        account_id=session.subject.account_id,
+                        patient=context_patient,
+                        client_id=authz.client.client_id,
+                        app_name=authz.client.name,
+                        scopes=granted,
+                        family=family,
+                        until_us=until,
+                    )
+                except PortalError as error:
+                    return render(
+                        "message.html",
+                        status=error.status,
+                        title="Autorisation impossible",
+                        message=f"Votre accord n’a pas pu être enregistré dans votre dossier : {error.message} "
+                        "L’application n’a reçu aucun accès.",
+                    )
         try:
-            url = await self.server.issue_code(authz, session.subject, approved=approved, patient=patient)
+            url = await self.server.issue_code(
+                authz, session.subject, approved=approved, patient=patient, family=family, until_us=until
+            )
         except OAuthError as error:
             return self._authorize_error({"redirect_uri": authz.redirect_uri, "state": authz.state}, error)
         return RedirectResponse(url, status_code=303)

@@ -715,6 +715,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
                     "scopes": labels,
                     "since": french_date(grant.created_us),
                     "used": french_datetime(grant.last_used_us),
+                    "until": french_date(grant.until_us) if grant.until_us else None,
                 }
             )
         return out
@@ -722,8 +723,14 @@ def routes(ens: Ens) -> list[BaseRoute]:
     async def revoke_app(request: Request, visitor: Visitor, form: Submitted | None) -> Response:
         auth = _runtime(ens).auth
         family = request.path_params["family"]
-        if auth is None or not await auth.revoke_grant(visitor.subject.account_id, family):
+        grants = await auth.grants_of(visitor.subject.account_id) if auth else []
+        grant = next((g for g in grants if g.family == family), None)
+        if auth is None or grant is None or not await auth.revoke_grant(visitor.subject.account_id, family):
             raise PortalError(404, "Cette application n’est plus connectée à votre compte.")
+        # the Consent the grant was recorded as ends with it (store/consents.py)
+        screen = ens.auth.oauth.consent_screen
+        if screen is not None and grant.patient:
+            await screen.consents.withdraw(visitor.subject.account_id, grant.patient, family)
         return await ens.done(
             visitor,
             form,
