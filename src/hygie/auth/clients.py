@@ -103,6 +103,8 @@ class ClientRegistry:
     def __init__(self, kv: KeyValueStore, clock: Callable[[], int]) -> None:
         self.kv = kv
         self.clock = clock
+        # told of every status change (the token service forgets its cached status at once)
+        self.status_listeners: list[Callable[[str], None]] = []
 
     async def register(
         self,
@@ -188,6 +190,8 @@ class ClientRegistry:
         if client is None:
             raise KeyError(client_id)
         await self.kv.put(_KIND, client_id, {**client.to_json(), "status": status})
+        for listener in self.status_listeners:
+            listener(client_id)
 
     async def authenticate(
         self, form: Mapping[str, str], authorization: str | None, token_url: str

@@ -135,6 +135,7 @@ class AuthorizationServer:
             client_active=self._client_active,
             lifetime_s=access_lifetime_s,
         )
+        self.clients.status_listeners.append(self.tokens.forget_client)
 
     # -- endpoints -------------------------------------------------------------------------------
 

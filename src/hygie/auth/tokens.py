@@ -138,6 +138,11 @@ class TokenService:
         key = await self.keys.current()
         return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}, claims, key)
 
+    def forget_client(self, client_id: str) -> None:
+        """A client's status changed (suspended, reactivated): this process checks it afresh at
+        the next call, not after its one-second cache (other processes within that second)."""
+        self._cache.items.pop(f"c:{client_id}", None)
+
     async def verify(self, token: str) -> AccessToken:
         """The access token behind ``token``: signature, issuer, audience and expiry are checked
         once per token text (the result is kept until it expires); revocation of the token and of
