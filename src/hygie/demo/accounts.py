@@ -35,7 +35,12 @@ class DemoLogin:
     totp_uri: str | None = None
 
     def line(self) -> str:
-        role = "citoyen" if self.kind == "citizen" else "professionnel"
+        role = {
+            "citizen": "citoyen",
+            "professional": "professionnel",
+            "publisher": "éditeur",
+            "authority": "autorité",
+        }.get(self.kind, self.kind)
         text = f"{self.login} / {DEMO_PASSWORD} ({role} : {self.who})"
         if self.totp_uri:
             text += f"\n      second facteur (TOTP) : {self.totp_uri}"

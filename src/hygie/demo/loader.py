@@ -98,6 +98,10 @@ async def load_demo(
         lines.extend(f"  - {c}" for c in DEMO_CITIZENS)
         assert runtime.accounts is not None
         logins = await create_demo_accounts(runtime.service, runtime.accounts)
+        # the app store: publishers, apps at every stage, the authorities (idempotent)
+        from hygie.demo.store import seed_store  # noqa: PLC0415
+
+        logins += await seed_store(runtime.app_store, runtime.accounts)
         lines.append("Comptes de démonstration (identifiant / mot de passe) :")
         lines.extend(f"  - {login.line()}" for login in logins)
         # a read-only backend service, for curl and scripts (hygie client token)
