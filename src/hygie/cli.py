@@ -18,6 +18,7 @@ from rich.table import Table
 from hygie.alert_cli import alert_app
 from hygie.audit_cli import audit_app
 from hygie.config import load_settings
+from hygie.store_cli import store_app
 
 if TYPE_CHECKING:
     from hygie.bootstrap import Runtime
@@ -195,6 +196,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(alert_app, name="alerte")
+app.add_typer(store_app, name="store")
 
 
 async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
