@@ -28,6 +28,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from hygie.auth.clients import ClientRegistry
@@ -165,7 +166,8 @@ class StoreService:
         """A revised grid, as the next version: it applies to submissions from now on."""
         self._authority(member)
         current = await self.grid()
-        proposed = {**data, "version": current.version + 1}
+        published = datetime.fromtimestamp(self.clock() / 1_000_000, UTC).date().isoformat()
+        proposed = {**data, "version": current.version + 1, "published": published}
         try:
             grid = Grid.from_json(proposed)
         except GridError as error:

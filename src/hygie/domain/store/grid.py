@@ -5,7 +5,7 @@ families of the common base — ethics, users' rights and data protection, secur
 and interoperability — plus CNNum 9's additions (medical utility and interest, accessibility,
 digital inclusion, environmental responsibility, reliability of information, a virtuous business
 model). Version 1 ships with the code (``grid.json``); the authority publishes a new version
-(``hygie store grille publier`` or its portal), which applies to submissions made from then on —
+(``hygie store grille-publier`` or the authorities' back office), which applies to submissions made from then on —
 an app keeps the version it was assessed against, so that its evaluation can be re-read as it was.
 
 Each criterion has a **requirement level** per app category (CNNum 8: ``1`` direct impact on
