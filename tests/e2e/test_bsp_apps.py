@@ -70,7 +70,9 @@ def test_a_professional_launches_an_app_in_the_patients_context(
     expect(page.locator("#catalogue")).to_contain_text(APP_NAME)
     expect(page.locator("#catalogue")).to_contain_text("Lire : mesures et résultats du patient")
     expect(page.locator("#catalogue")).to_contain_text("Lire : identité du patient")
-    expect(page.locator("#filtre-attente")).to_contain_text("remboursée / prescriptible")
+    # the store's catalogue and its filters above; the operator's own apps apart
+    expect(page.locator("#prise-en-charge")).to_contain_text("Prescriptible")
+    expect(page.locator("#titre-catalogue")).to_have_text("Applications de l’établissement / de l’opérateur")
     assert_accessible(page, "apps catalogue")
     page.screenshot(path=str(shots / "bsp-applications.png"), full_page=True)
 

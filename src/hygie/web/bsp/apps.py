@@ -1,9 +1,17 @@
-"""BSP "Applications": the apps offered to professionals, opened in a patient's context.
+"""BSP "Applications": the Store santé's catalogue for professionals, and the apps opened in a
+patient's context.
 
-* ``GET /bsp/applications`` — the catalogue: the registered clients offered to professionals
-  (``hygie client add --audience professional --launch-url …``, ``auth/clients.py``), each with
-  its description and what its scopes let it read or write, in the consent screen's words; and
-  the authorisations the professional gave to apps, which they may withdraw;
+* ``GET /bsp/applications`` — the catalogue of the Store santé as professionals see it
+  (``search_catalogue(apps, "professionnels", …)``, ``web/portal/store.py``): search words,
+  category, listing level, a criterion of the grid the app meets, and the **reimbursed** and
+  **prescribable** filters; a card per app. Apart, the apps the operator registered directly,
+  outside the store (``hygie client add --audience professional --launch-url …``,
+  ``auth/clients.py``: ``StoreService.app_of_client`` knows nothing of them), each with its
+  description and what its scopes let it read or write, in the consent screen's words. Then the
+  authorisations the professional gave to apps, which they may withdraw;
+* ``GET /bsp/applications/{app}`` — a store app's page (the public page's partial) and
+  ``…/signaler`` its report form, filed as the signed-in professional; ``GET
+  /bsp/applications/signalements`` their reports, with status and outcome;
 * ``GET /bsp/patients/{patient}/applications`` — the same apps, each with a button that opens it
   for this patient;
 * ``POST …/applications/{client}/ouvrir`` — a SMART **EHR launch**: the record must be open to the
@@ -19,17 +27,16 @@
 
 What the app then reads is decided as for any token: its ``patient/`` scopes reach the launch
 patient only, and only what the access policy lets this professional see (``domain/policy.py``);
-every access is in the patient's audit trail under the app's ``client_id``.
-
-The "remboursée / prescriptible" filter of the roadmap keeps its place on the page: it waits for
-the referencing store, which will record those facts about an app (no such data exists yet).
+every access is in the patient's audit trail under the app's ``client_id``. A store app listed
+with data exchange for professionals is such a registered client (``app-<id>``, audience
+professional, with its launch URL): it opens for a patient the same way, and stops being offered
+the moment the store suspends it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,16 +46,30 @@ from hygie.auth.clients import Client
 from hygie.auth.scopes import InvalidScope, parse_scopes
 from hygie.auth.server import AuthorizationServer, LaunchContext
 from hygie.domain.ens.controls import french_date, french_datetime
+from hygie.domain.store.catalogue import App
+from hygie.store.service import StoreError, StoreService
 from hygie.web.bsp.core import Bsp, patient_context
 from hygie.web.bsp.patients import require_id
 from hygie.web.oauth import scope_label
 from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Professional, person_name
+from hygie.web.portal.store import (
+    NATURES,
+    ReportForm,
+    app_view,
+    catalogue_view,
+    file_report,
+    launch_location,
+    report_views,
+    shown_app,
+)
 
 __all__ = ["AUDIENCE", "routes"]
 
-AUDIENCE = "professional"
+AUDIENCE = "professional"  # the registered clients' audience (auth/clients.py)
+STORE_AUDIENCE = "professionnels"  # the store's (domain/store/catalogue.py)
+_BASE = "/bsp/applications"
 _HIDDEN_SCOPES = frozenset({"openid"})  # said once on the page: every app knows who opens it
 
 
@@ -75,12 +96,6 @@ def offered(client: Client) -> Offered:
     return Offered(client.client_id, client.name, client.description, tuple(reads), origin)
 
 
-def launch_location(launch_url: str, iss: str, launch: str) -> str:
-    """The app's launch URL with ``iss`` and ``launch`` (SMART App Launch, EHR launch)."""
-    separator = "&" if "?" in launch_url else "?"
-    return f"{launch_url}{separator}{urlencode({'iss': iss, 'launch': launch})}"
-
-
 def routes(bsp: Bsp) -> list[BaseRoute]:
     def server() -> AuthorizationServer:
         auth = bsp.services["runtime"].auth
@@ -89,8 +104,27 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
         assert isinstance(auth, AuthorizationServer)
         return auth
 
+    def store() -> StoreService:
+        found = bsp.services["runtime"].app_store
+        assert isinstance(found, StoreService)
+        return found
+
     async def catalogue() -> list[Offered]:
         return [offered(c) for c in await server().clients.offered_to(AUDIENCE)]
+
+    async def operators_apps() -> list[Offered]:
+        """The apps registered directly by the operator, outside the store."""
+        return [
+            offered(c)
+            for c in await server().clients.offered_to(AUDIENCE)
+            if await store().app_of_client(c.client_id) is None
+        ]
+
+    async def store_app(request: Request) -> App:
+        app = shown_app(await store().app(str(request.path_params["app"])[:64]))
+        if app is None:
+            raise PortalError(404, "Cette application n’est pas dans le catalogue.")
+        return app
 
     async def grants(visitor: Professional) -> list[dict[str, Any]]:
         auth = server()
@@ -124,8 +158,70 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             visitor,
             "bsp/applications/index.html",
             title="Applications",
-            apps=await catalogue(),
+            catalogue=await catalogue_view(store(), STORE_AUDIENCE, request.query_params),
+            apps=await operators_apps(),
             grants=await grants(visitor),
+        )
+
+    async def application(request: Request, visitor: Professional, form: Submitted | None) -> Response:
+        app = await store_app(request)
+        client = await server().clients.get(app.client_id) if app.client_id else None
+        return await bsp.page(
+            request,
+            visitor,
+            "bsp/applications/application.html",
+            title=app.name,
+            view=await app_view(store(), app),
+            opens=client is not None and client.offered_to(AUDIENCE) and app.listed,
+        )
+
+    async def report(request: Request, visitor: Professional, form: Submitted | None) -> Response:
+        app = await store_app(request)
+        typed = ReportForm.from_values(form.values if form else {})
+        errors: dict[str, str] = {}
+        if form is not None:
+            try:
+                filed = await file_report(
+                    store(), app, typed, reporter=visitor.account.id, kind="professionnel"
+                )
+            except StoreError as error:
+                if error.status != 422:
+                    raise PortalError(error.status, str(error)) from error
+                errors = error.by_field
+                await bsp.failed(visitor, form)
+            else:
+                return await bsp.done(
+                    visitor, form, f"{_BASE}/signalements/{filed['id']}", "Votre signalement est envoyé."
+                )
+        return await bsp.page(
+            request,
+            visitor,
+            "bsp/applications/signaler.html",
+            status=422 if errors else 200,
+            title=f"Signaler un problème — {app.name}",
+            app=app,
+            natures=NATURES,
+            report=typed,
+            errors=errors,
+        )
+
+    async def mine(request: Request, visitor: Professional, form: Submitted | None) -> Response:
+        return await bsp.page(
+            request,
+            visitor,
+            "bsp/applications/signalements.html",
+            title="Mes signalements",
+            reports=await report_views(store(), await store().reports_of(visitor.account.id)),
+        )
+
+    async def follow_up(request: Request, visitor: Professional, form: Submitted | None) -> Response:
+        wanted = str(request.path_params["report"])
+        found = [r for r in await store().reports_of(visitor.account.id) if r["id"] == wanted]
+        if not found:
+            raise PortalError(404, "Ce signalement n’existe pas ou n’est pas le vôtre.")
+        (view,) = await report_views(store(), found)
+        return await bsp.page(
+            request, visitor, "bsp/applications/signalement.html", title="Suivi du signalement", report=view
         )
 
     async def open_record(visitor: Professional, patient_id: str) -> dict[str, Any]:
@@ -171,8 +267,13 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
         )
 
     return [
-        bsp.route("/bsp/applications", index),
-        bsp.route("/bsp/applications/autorisations/{family}/retirer", withdraw, methods=("POST",)),
+        bsp.route(_BASE, index),
+        bsp.route(f"{_BASE}/autorisations/{{family}}/retirer", withdraw, methods=("POST",)),
+        # before "{app}": these paths are not apps
+        bsp.route(f"{_BASE}/signalements", mine),
+        bsp.route(f"{_BASE}/signalements/{{report}}", follow_up),
+        bsp.route(f"{_BASE}/{{app}}", application),
+        bsp.route(f"{_BASE}/{{app}}/signaler", report, methods=("GET", "POST")),
         bsp.route("/bsp/patients/{patient}/applications", for_patient),
         bsp.route("/bsp/patients/{patient}/applications/{client}/ouvrir", launch, methods=("POST",)),
     ]

@@ -25,6 +25,7 @@ from hygie.web.ens import (
     prescriptions,
     profile,
     questionnaires,
+    store,
     vitals,
 )
 from hygie.web.ens.core import Ens
@@ -49,6 +50,7 @@ SECTIONS = (
     messages,
     directory,
     controls,
+    store,
     alerts,
     questionnaires,
     export,

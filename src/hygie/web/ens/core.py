@@ -65,6 +65,12 @@ NAV: tuple[NavItem, ...] = (
         "fr-icon-lock-line",
         "Accès, historique, partages, applications",
     ),
+    NavItem(
+        "/ens/applications",
+        "Applications",
+        "fr-icon-window-line",
+        "Applications référencées, à connecter à votre espace",
+    ),
     NavItem("/ens/alertes", "Alertes santé", "fr-icon-alarm-warning-line", "Messages des autorités de santé"),
     NavItem("/ens/questionnaires", "Questionnaires", "fr-icon-survey-line", "Votre avis sur vos soins"),
     NavItem(
