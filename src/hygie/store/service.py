@@ -198,6 +198,10 @@ class StoreService:
         await self.kv.put(_PUBLISHER, publisher.id, publisher.to_json())
         return publisher
 
+    async def publishers(self) -> dict[str, Publisher]:
+        """Every publisher, by id (one read of the store's publishers)."""
+        return {key: Publisher(**value) for key, value in await self.kv.list(_PUBLISHER)}
+
     async def publisher(self, publisher_id: str) -> Publisher | None:
         found = await self.kv.get(_PUBLISHER, publisher_id)
         return Publisher(**found) if found else None

@@ -202,3 +202,14 @@ def test_the_audit_draw_weighs_risk_and_replays_from_its_seed() -> None:
     # over many draws the risky app is drawn far more often than its share
     hits = sum(1 for seed in range(300) if "d1" in {r.app_id for r in draw(risks, 3, seed)})
     assert hits > 200
+
+
+def test_the_catalogue_search_finds_an_app_by_its_publishers_name() -> None:
+    listed = [
+        replace(DEVICE, state="listed_data"),
+        replace(WELLNESS, id="w9", publisher_id="p2", state="listed"),
+    ]
+    names = {"p1": "Glycémie Connect SAS", "p2": "Bien-Être Numérique"}
+    found = search_catalogue(listed, "citoyens", CatalogueFilters(q="bien-etre numerique"), names)
+    assert [a.id for a in found] == ["w9"]
+    assert search_catalogue(listed, "citoyens", CatalogueFilters(q="bien-etre numerique")) == []

@@ -450,9 +450,13 @@ def _folded(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
 
 
-def search_catalogue(apps: Iterable[App], audience: str, filters: CatalogueFilters) -> list[App]:
+def search_catalogue(
+    apps: Iterable[App], audience: str, filters: CatalogueFilters, publishers: Mapping[str, str] | None = None
+) -> list[App]:
     """The listed apps an audience sees that match ``filters``: every word of ``q`` in the name,
-    summary, description or publisher's words (accents and case ignored), by name."""
+    summary, description or the publisher's name (``publishers``: id -> name; accents and case
+    ignored), by name."""
+    names = publishers or {}
     words = _folded(filters.q).split()
     out = []
     for app in apps:
@@ -469,7 +473,9 @@ def search_catalogue(apps: Iterable[App], audience: str, filters: CatalogueFilte
         if filters.prescribable and not app.prescribable:
             continue
         if words:
-            haystack = _folded(f"{app.name} {app.summary} {app.description}")
+            haystack = _folded(
+                f"{app.name} {app.summary} {app.description} {names.get(app.publisher_id, '')}"
+            )
             if not all(w in haystack for w in words):
                 continue
         out.append(app)

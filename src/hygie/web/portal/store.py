@@ -157,14 +157,6 @@ class CatalogueView:
     filtered: bool
 
 
-async def _publishers(store: StoreService, apps: Iterable[App]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for publisher_id in {a.publisher_id for a in apps}:
-        publisher = await store.publisher(publisher_id)
-        out[publisher_id] = publisher.name if publisher else ""
-    return out
-
-
 async def catalogue_view(store: StoreService, audience: str, query: Mapping[str, str]) -> CatalogueView:
     """The listed apps ``audience`` ("citoyens" / "professionnels") sees, filtered by ``query``
     (the form's parameters: ``q``, ``categorie``, ``niveau``, ``critere``, and for professionals
@@ -173,8 +165,8 @@ async def catalogue_view(store: StoreService, audience: str, query: Mapping[str,
     filters = CatalogueFilters.from_query(query)
     if not professional:  # a citizen's catalogue has no such filter
         filters = replace(filters, reimbursed=False, prescribable=False)
-    found = search_catalogue(await store.apps(), audience, filters)
-    names = await _publishers(store, found)
+    names = {key: p.name for key, p in (await store.publishers()).items()}
+    found = search_catalogue(await store.apps(), audience, filters, names)
     cards = tuple(
         AppCard(
             a.id,
