@@ -30,6 +30,8 @@ from hygie.domain.policy import (
 )
 
 __all__ = [
+    "FIRST_PARTY_CLIENTS",
+    "PORTAL_CLIENT",
     "AccessPolicy",
     "AccessRequest",
     "Caller",
@@ -66,6 +68,11 @@ _RULE_INTERACTION: dict[str, Literal["read", "search", "create", "update", "dele
     "delete": "delete",
 }
 
+# the client of Hygie's own portals' sessions (ENS, BSP): no app scopes, the policy alone decides
+PORTAL_CLIENT = "hygie-portal"
+# the clients that are Hygie itself: what they write carries no app provenance
+FIRST_PARTY_CLIENTS: frozenset[str] = frozenset({PORTAL_CLIENT})
+
 RelationSource = Callable[[str, Sequence[str], int], Awaitable[list[tuple[str, str | None, int | None]]]]
 
 
@@ -101,6 +108,14 @@ class Caller:
     def of(cls, principal: Principal, **audit: object) -> Caller:
         """The caller acting as ``principal`` (its kind and subject), with audit details."""
         return cls(principal.kind, principal.subject, principal=principal, **audit)  # type: ignore[arg-type]
+
+    @property
+    def app(self) -> str | None:
+        """The third-party app (client id) this caller acts through: None for Hygie's own portals
+        and for operators. What it writes carries its provenance (``domain/provenance.py``)."""
+        if self.kind == "operator" or not self.client_id or self.client_id in FIRST_PARTY_CLIENTS:
+            return None
+        return self.client_id
 
     @property
     def trusted(self) -> bool:

@@ -10,7 +10,9 @@
    OperationOutcomes in ``web/``.
 
 Writes validate the resource (``fhir/validation``), extract its search index
-(``fhir/indexing.py``) and stamp ``meta.versionId`` / ``meta.lastUpdated``.
+(``fhir/indexing.py``) and stamp ``meta.versionId`` / ``meta.lastUpdated``; a third-party app's
+create, update and patch (alone or in a Bundle) also get ``meta.source`` naming the app, set by
+the server and by nobody else (``domain/provenance.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import orjson
 from hygie.domain.access import AccessPolicy, AccessRequest, Decision, Interaction
 from hygie.domain.audit import AuditLog, audit_entries
 from hygie.domain.policy import Target
+from hygie.domain.provenance import with_provenance
 from hygie.domain.relations import relations_from
 from hygie.fhir import resources as res
 from hygie.fhir.indexing import extract_index
@@ -542,6 +545,7 @@ class FhirService:
                 return self._with_prefer(request, 200, found.content, headers)
         new_id = id or res.new_id()
         self._prepare(resource, resource_type, new_id)
+        resource = with_provenance(resource, request.caller.app)
         check_professional_document(request.caller.principal, resource_type, resource)
         majority = await self._majority(resource, tx)
         op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock(), majority)
@@ -593,6 +597,7 @@ class FhirService:
         expected: int | None,
         method: str,
     ) -> FhirResponse:
+        resource = with_provenance(resource, request.caller.app)
         current = await tx.read_for_update(resource_type, id)
         interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
         if current is not None and not current.deleted and method != "PATCH":  # patch() asked already

@@ -37,6 +37,7 @@ from typing import Any
 from hygie.domain.french import FRENCH_MONTHS
 from hygie.domain.identity.nos import TRE_A03_CLASS, TRE_A07_VISIBILITY, nos
 from hygie.domain.policy import HIDDEN_FROM_PATIENT, MASKED_FROM_PROFESSIONALS
+from hygie.domain.provenance import app_of, app_source
 
 __all__ = [
     "CLASS_LABELS",
@@ -310,7 +311,8 @@ def summarize(
     actor_ref: str,
     names: Mapping[str, str],
 ) -> DocumentLine:
-    """One line of the list. ``names``: display names of authors by reference."""
+    """One line of the list. ``names``: display names of authors by reference, and of the app
+    that sent the document by its ``meta.source`` (``domain/provenance.py``)."""
     authors = tuple(_refs(resource.get("author")))
     own = bool(authors) and all(a == patient_ref or a.startswith("RelatedPerson/") for a in authors)
     if not authors:
@@ -325,6 +327,11 @@ def summarize(
             else:
                 labels.append(names.get(ref) or "Un professionnel de santé")
         author_label = ", ".join(labels)
+    app = app_of(resource)
+    if app is not None:  # the app that sent it (meta.source, set by the server), by its name
+        name = names.get(app_source(app))
+        via = f"application « {name} »" if name else "une application"
+        author_label = f"{author_label} ({via})" if authors else via[0].upper() + via[1:]
     classes = _codes(resource.get("category"), TRE_A03_CLASS) or _codes(resource.get("category"))
     class_code = classes[0] if classes else ""
     class_label = CLASS_LABELS.get(class_code, "Autre")

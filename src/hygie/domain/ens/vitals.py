@@ -8,7 +8,8 @@
   no date in the future) and :func:`observation` writes it, the person (or the relative acting
   for them) as performer.
 * :func:`readings` reads back every series — the person's, their professionals', their apps' and
-  devices' — with its source, converting the few other units apps use.
+  devices' — with its source (an app's by its server-set ``meta.source``), converting the few
+  other units apps use.
 * Personal thresholds are a FHIR ``Goal`` per measure (``target.measure`` + ``detailRange``),
   marked with a local category; :func:`crossings` says which values leave the range.
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
+
+from hygie.domain.provenance import app_of, app_source
 
 __all__ = [
     "BP_PANEL",
@@ -374,7 +377,15 @@ def _value(measure: Measure, quantity: Any) -> float | None:
 
 def source_of(resource: Mapping[str, Any], names: Mapping[str, str]) -> Source:
     """Who took a measure: ``names`` maps references to how the page calls them (``"vous"``,
-    ``"Dr Paul BERNARD"``…); professionals without a known name get their ``display``."""
+    ``"Dr Paul BERNARD"``…); professionals without a known name get their ``display``.
+
+    A value an app wrote names the app first: its ``meta.source`` is set by the server
+    (``domain/provenance.py``), whereas its performer is whatever the app claimed. ``names`` maps
+    that source to the app's name (``"urn:hygie:app:…"`` → ``"Balance connectée"``)."""
+    app = app_of(resource)
+    if app is not None:
+        name = names.get(app_source(app))
+        return Source("app", f"application « {name} »" if name else "une application")
     performers = [p for p in resource.get("performer") or [] if isinstance(p, dict)]
     for p in performers:
         ref = str(p.get("reference", ""))

@@ -34,6 +34,7 @@ from hygie.web.ens.core import Ens
 from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
+from hygie.web.portal.provenance import app_names
 from hygie.web.portal.session import Visitor, display_names
 
 __all__ = ["routes"]
@@ -54,6 +55,9 @@ def routes(ens: Ens) -> list[BaseRoute]:
     runtime = ens.services["runtime"]
     max_bytes = int(runtime.settings.max_upload_bytes)
 
+    def clients() -> Any:
+        return runtime.auth.clients if runtime.auth is not None else None
+
     def gp_sees_masked() -> bool:
         return bool(runtime.service.policy.matrix.masked_visible_to_medecin_traitant)
 
@@ -70,7 +74,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             [("patient", visitor.patient_id), ("_include", "DocumentReference:author"), *params],
             limit=_MAX_LISTED,
         )
-        names = display_names(included)
+        names = {**display_names(included), **await app_names(clients(), found)}
         return [
             rules.summarize(d, patient_ref=visitor.patient_ref, actor_ref=visitor.actor_ref, names=names)
             for d in found
@@ -85,7 +89,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         subject = str(((resource or {}).get("subject") or {}).get("reference", ""))
         if resource is None or subject != visitor.patient_ref or rules.hidden_from_patient(resource):
             raise PortalError(404, _NOT_FOUND)
-        names: dict[str, str] = {}
+        names = await app_names(clients(), [resource])
         for ref in {str(a.get("reference", "")) for a in resource.get("author") or [] if isinstance(a, dict)}:
             kind, _, rid = ref.partition("/")
             if kind in ("Practitioner", "Patient", "RelatedPerson", "Organization") and _ID.fullmatch(rid):

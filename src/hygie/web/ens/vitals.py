@@ -21,6 +21,7 @@ from hygie.domain.ens.vitals_watch import ThresholdWatch
 from hygie.web.ens.core import Ens
 from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
+from hygie.web.portal.provenance import app_names
 from hygie.web.portal.session import Visitor, person_name
 
 __all__ = ["routes"]
@@ -65,8 +66,11 @@ def routes(ens: Ens) -> list[BaseRoute]:
         return names
 
     async def with_professionals(visitor: Visitor, observations: list[dict[str, Any]]) -> dict[str, str]:
-        """The names of the professionals who took these measures (read from the directory)."""
+        """The names of the professionals who took these measures (read from the directory) and of
+        the apps that sent them (from the client registry, by their ``meta.source``)."""
         names = names_for(visitor)
+        auth = ens.services["runtime"].auth
+        names.update(await app_names(auth.clients if auth is not None else None, observations))
         refs = {
             str(p.get("reference"))
             for o in observations

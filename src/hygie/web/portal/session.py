@@ -28,7 +28,7 @@ from hygie.auth.principals import PrincipalResolver
 from hygie.auth.scopes import parse_scopes
 from hygie.auth.server import Subject
 from hygie.auth.tokens import AccessToken
-from hygie.domain.access import Caller
+from hygie.domain.access import PORTAL_CLIENT, Caller  # the first-party client (domain/access.py)
 from hygie.ports import KeyValueStore
 from hygie.web.oauth import SESSION_TTL_US, OAuthWeb, SessionData
 from hygie.web.portal.door import Door
@@ -44,7 +44,6 @@ __all__ = [
     "person_name",
 ]
 
-PORTAL_CLIENT = "hygie-portal"  # the first-party client: no app scopes, the policy alone decides
 _SPACE_KIND = "portal-space"  # session id -> the patient whose space is open
 _PATIENT_KIND = "portal-patient"  # session id -> the patient a professional works on (banner)
 

@@ -236,6 +236,19 @@ def test_a_line_says_who_wrote_it_and_whether_it_is_masked() -> None:
     assert rules.fr_size(echo.size) == "2 ko"
 
 
+def test_a_document_an_app_sent_names_the_app() -> None:
+    sent = reference("5", author="Patient/p1", day="2025-04-01", title="Relevé", klass="90")
+    sent["meta"] = {"source": "urn:hygie:app:balance"}
+    names = {"urn:hygie:app:balance": "Balance connectée"}
+    line = rules.summarize(sent, patient_ref="Patient/p1", actor_ref="Patient/p1", names=names)
+    assert line.author_label == "Vous (application « Balance connectée »)" and line.own
+    del sent["author"]
+    line = rules.summarize(sent, patient_ref="Patient/p1", actor_ref="Patient/p1", names=names)
+    assert line.author_label == "Application « Balance connectée »"
+    line = rules.summarize(sent, patient_ref="Patient/p1", actor_ref="Patient/p1", names={})
+    assert line.author_label == "Une application"
+
+
 def test_filters_by_class_period_source_and_words() -> None:
     every = lines()
 

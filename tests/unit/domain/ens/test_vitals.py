@@ -140,6 +140,25 @@ def test_series_with_their_source_and_units_converted() -> None:
     assert v.measure_of(mmol) is glucose
 
 
+def test_a_value_an_app_sent_names_the_app_whatever_performer_it_claims() -> None:
+    weight = v.MEASURES["poids"]
+    source = {"source": "urn:hygie:app:balance"}
+    sent = [
+        obs("29463-7", 70.0, "2026-05-01", meta=source, performer=[{"reference": "Patient/p"}]),
+        obs("29463-7", 71.0, "2026-05-02", meta=source, performer=[{"reference": "Practitioner/d"}]),
+        obs("29463-7", 72.0, "2026-05-03", meta={"source": "urn:hygie:app:retiree"}),
+        obs("29463-7", 73.0, "2026-05-04", meta={"source": "https://lab.example/lis"}),
+    ]
+    names = {"Patient/p": "vous", "urn:hygie:app:balance": "Balance connectée"}
+    assert [(r.source.kind, r.source.label) for r in v.readings(weight, sent, names)] == [
+        ("app", "application « Balance connectée »"),
+        ("app", "application « Balance connectée »"),
+        ("app", "une application"),  # no longer registered: no name to show
+        ("app", "application"),  # another system's source is no app's provenance
+    ]
+    assert v.source_of(sent[0], {}) == v.Source("app", "une application")
+
+
 def test_the_summary_stands_for_the_chart() -> None:
     weight = v.MEASURES["poids"]
     series = v.readings(weight, [obs("29463-7", 72.5, "2026-05-01"), obs("29463-7", 74, "2026-05-03")], {})
