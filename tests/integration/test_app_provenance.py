@@ -2,8 +2,9 @@
 
 Through the real FHIR API with real tokens: an app's create, update, patch and the entries of its
 transaction and batch Bundles are stored with ``meta.source = urn:hygie:app:<client_id>``,
-whatever the app sent; a write by Hygie's own portal session or by an operator keeps a
-``meta.source`` of its own but never an app's (nobody passes their data off as an app's).
+whatever the app sent; a write by Hygie's own portal session keeps a ``meta.source`` of its own
+but never an app's (nobody passes their data off as an app's); the operator restoring an export
+(``hygie import``) keeps the provenance as it was recorded.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ async def test_the_entries_of_an_apps_transaction_and_batch_carry_its_source(
     assert await source_of(client, reference(entry["response"]["location"])) == APP_SOURCE
 
 
-async def test_the_portal_and_operators_keep_their_own_source_but_never_an_apps(
+async def test_the_portal_keeps_its_own_source_but_never_an_apps_and_an_import_keeps_both(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     await seed(client)
@@ -198,9 +199,9 @@ async def test_the_portal_and_operators_keep_their_own_source_but_never_an_apps(
     assert r.status_code == 200, r.text
     assert "source" not in r.json()["meta"]
 
-    # an operator (hygie import): the same rule, through the same interactions
+    # an operator (hygie import restoring an export): the provenance recorded is kept as it was
     operator = Caller.operator("tests")
-    for meta, expected in (({"source": LAB}, LAB), ({"source": APP_SOURCE}, None)):
+    for meta, expected in (({"source": LAB}, LAB), ({"source": APP_SOURCE}, APP_SOURCE)):
         response = await route(
             runtime.service, FhirRequest("POST", "Observation", resource=weight(67.0, meta), caller=operator)
         )
@@ -220,4 +221,4 @@ async def test_the_portal_and_operators_keep_their_own_source_but_never_an_apps(
     response = await route(runtime.service, FhirRequest("POST", "", resource=bundle, caller=operator))
     assert response.status == 200
     assert isinstance(response.body, dict)
-    assert await source_of(client, reference(response.body["entry"][0]["response"]["location"])) is None
+    assert await source_of(client, reference(response.body["entry"][0]["response"]["location"])) == APP_SOURCE

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hygie.auth.tokens import AccessToken, InvalidToken
-from hygie.domain.access import Caller
+from hygie.domain.access import FIRST_PARTY_CLIENTS, Caller
 from hygie.domain.policy import Principal
 from hygie.domain.relations import REPRESENTATIVE_CODES, TRUSTED_PERSON_CODE
 
@@ -34,7 +34,6 @@ _PURPOSES = {
 }
 
 # a first-party session token carries no app scopes: the portal is Hygie itself
-FIRST_PARTY_CLIENTS = frozenset({"hygie-portal"})
 
 
 def profession_of(practitioner: dict[str, Any]) -> str | None:

@@ -5,7 +5,8 @@ person's record, and the record says where it came from. Every create, update an
 third-party app makes through the FHIR API (alone or inside a batch or transaction Bundle) is
 stored with ``meta.source = urn:hygie:app:<client_id>`` — the server's value, whatever the app
 sent. Anyone else's write that carries such a value loses it, so nobody can pass their data off
-as an app's; any other ``meta.source`` (a sender's own system URI) is kept as sent.
+as an app's — except the platform's operator restoring an export (``hygie import``), which keeps
+what was recorded; any other ``meta.source`` (a sender's own system URI) is kept as sent.
 
 The portals read it back with :func:`app_of` and name the app from the client registry.
 Pure functions: ``fhir/interactions.py`` applies :func:`with_provenance` to every write.
@@ -39,13 +40,18 @@ def app_of(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def with_provenance(resource: dict[str, Any], app: str | None) -> dict[str, Any]:
+def with_provenance(resource: dict[str, Any], app: str | None, *, keep: bool = False) -> dict[str, Any]:
     """``resource`` as it is stored when written through ``app`` (None: by anyone else).
+
+    ``keep``: the writer is the platform's operator restoring data (``hygie import`` of an
+    export): the provenance it carries is kept as it was recorded.
 
     Returns ``resource`` itself when nothing changes (the common case: no copy), else a shallow
     copy with a new ``meta``; the caller's dict is never modified."""
     meta = resource.get("meta")
     source = meta.get("source") if isinstance(meta, dict) else None
+    if keep and app is None:
+        return resource
     if app is not None:
         wanted = app_source(app)
         if source == wanted:

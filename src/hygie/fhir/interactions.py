@@ -545,7 +545,7 @@ class FhirService:
                 return self._with_prefer(request, 200, found.content, headers)
         new_id = id or res.new_id()
         self._prepare(resource, resource_type, new_id)
-        resource = with_provenance(resource, request.caller.app)
+        resource = with_provenance(resource, request.caller.app, keep=request.caller.kind == "operator")
         check_professional_document(request.caller.principal, resource_type, resource)
         majority = await self._majority(resource, tx)
         op = self._write_op(resource, resource_type, new_id, 1, "POST", self.clock(), majority)
@@ -597,7 +597,7 @@ class FhirService:
         expected: int | None,
         method: str,
     ) -> FhirResponse:
-        resource = with_provenance(resource, request.caller.app)
+        resource = with_provenance(resource, request.caller.app, keep=request.caller.kind == "operator")
         current = await tx.read_for_update(resource_type, id)
         interaction: Interaction = "patch" if method == "PATCH" else ("update" if current else "create")
         if current is not None and not current.deleted and method != "PATCH":  # patch() asked already

@@ -52,3 +52,12 @@ def test_which_callers_are_apps() -> None:
     assert Caller.operator().app is None
     system = Principal("system", "Device/lis")
     assert Caller.of(system, client_id="lis").app == "lis"
+
+
+def test_a_restore_by_the_operator_keeps_the_recorded_provenance() -> None:
+    from hygie.domain.provenance import app_source, with_provenance
+
+    recorded = {"resourceType": "Observation", "meta": {"source": app_source("app-1")}}
+    assert with_provenance(recorded, None, keep=True) is recorded
+    assert "source" not in with_provenance(recorded, None)["meta"]
+    assert with_provenance(recorded, "app-2", keep=True)["meta"]["source"] == app_source("app-2")
