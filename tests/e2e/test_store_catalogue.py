@@ -291,6 +291,17 @@ def test_a_citizen_finds_reads_connects_part_of_an_app_then_disconnects_it(
     )
     assert "patient/AllergyIntolerance.rs" not in token["scope"].split()
 
+    # the app writes what it collects into her record (CNNum 12): a weight series, shown in her
+    # measures with the app's name as its provenance
+    page.get_by_role("button", name="Envoyer la série").click()
+    expect(page.locator("#ecriture")).to_have_text("série envoyée (3)")
+    measures = page.context.new_page()
+    measures.goto(f"{hygie.base}/ens/mesures/poids")
+    rows = measures.locator("#tableau-valeurs tbody tr", has_text=f"application « {DEVICE} »")
+    expect(rows).to_have_count(3)
+    assert_accessible(measures, "weight written by a store app")
+    measures.close()
+
     # the grant is a Consent in her record
     (consent,) = _app_consents(hygie, martin)
     assert consent["status"] == "active"
@@ -546,3 +557,64 @@ def test_a_professional_filters_the_prescribable_apps(
     page.wait_for_selector("body[data-status=ready], body[data-status=error]")
     assert page.locator("body").get_attribute("data-status") == "ready", page.locator("#erreur").inner_text()
     expect(page.locator("#patient-nom")).to_have_text("Léa DURAND")
+
+
+def test_an_auditor_suspends_the_app_it_leaves_the_catalogue_and_its_changelog_says_so(
+    page: Any, hygie: LiveHygie, catalogue: Catalogue, people: People, shots: Path
+) -> None:
+    """The end of the journey: a report reached the medicines agency's control queue; an auditor
+    of the agency suspends the app from the report's page, with a public reason; the app leaves
+    the citizens' and the professionals' catalogues, its public changelog says why, and its SMART
+    client is suspended (its tokens are refused)."""
+    device, store = catalogue.device, hygie.runtime.app_store
+    report = hygie.call(
+        store.report(
+            device.id,
+            "Mon poids affiché est faux de dix kilos, mon médecin a changé mon traitement à tort.",
+            declared="effet_indesirable",
+            reporter=people.citizen.account_id,
+            reporter_kind="citoyen",
+        )
+    )
+    assert report["queue"] == "controle"
+    accounts = hygie.runtime.accounts
+    assert accounts is not None
+    auditor = hygie.call(accounts.create("authority", "auditrice.ansm@example.fr", PASSWORD, totp=True))
+    account, uri = auditor
+    assert uri is not None
+    hygie.call(store.add_member(account.id, "authority", agency="ansm"))
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    sign_in_at(page, hygie, "auditrice.ansm@example.fr", f"/autorite/signalements/{report['id']}", secret)
+    expect(page.locator("main")).to_contain_text("dix kilos")
+    reason = "Mesures faussées signalées, en cours d’analyse : suspension conservatoire."
+    tick(page, "statut-en_cours")
+    page.fill("#issue", "Analyse demandée à l’éditeur.")
+    tick(page, "decision-suspend")
+    page.fill("#motif", reason)
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator("main")).to_contain_text("En cours d’instruction")
+    assert_accessible(page, "authority report after suspension")
+
+    suspended = hygie.call(store.app(device.id))
+    assert suspended is not None and suspended.state == "suspended"
+    assert hygie.runtime.auth is not None
+    client = hygie.call(hygie.runtime.auth.clients.get(device.client_id))
+    assert client is not None and client.status == "suspended"
+
+    # out of the catalogues
+    citizen = page.context.browser.new_context()
+    other = citizen.new_page()
+    sign_in_at(other, hygie, people.citizen.login, "/ens/applications")
+    assert DEVICE not in _names(other)
+    other.goto(f"{hygie.base}/ens/applications?q=pesees")
+    expect(other.locator("#titre-resultats")).to_have_text("Aucune application pour cette recherche")
+    citizen.close()
+
+    # its public changelog says so, dated, by whom and why
+    page.goto(f"{hygie.base}/store/applications/{device.id}")
+    latest = page.locator("#historique-referencement tbody tr").nth(0)
+    expect(latest).to_contain_text("Suspendue")
+    expect(latest).to_contain_text("Agence du médicament (ANSM)")
+    expect(latest).to_contain_text(reason)
+    assert_accessible(page, "public page of a suspended app")
+    page.screenshot(path=str(shots / "store-application-suspendue.png"), full_page=True)

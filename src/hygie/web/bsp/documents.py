@@ -37,6 +37,7 @@ from hygie.web.bsp.patients import require_id
 from hygie.web.portal.door import PortalError, as_json, created_id
 from hygie.web.portal.files import INLINE_TYPES, document_content, file_response
 from hygie.web.portal.forms import Submitted
+from hygie.web.portal.provenance import app_names
 from hygie.web.portal.session import Professional, display_names
 
 __all__ = ["routes"]
@@ -79,7 +80,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
         subject = str(((resource or {}).get("subject") or {}).get("reference", ""))
         if resource is None or subject != f"Patient/{patient_id}":
             raise PortalError(404, _NOT_FOUND)
-        names: dict[str, str] = {}
+        names = await app_names(bsp.services["runtime"].auth.clients, [resource])
         for author in resource.get("author") or []:
             ref = str((author or {}).get("reference", ""))
             kind, _, rid = ref.partition("/")
@@ -103,7 +104,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             ],
             limit=_MAX_LISTED,
         )
-        names = display_names(included)
+        names = {**display_names(included), **await app_names(bsp.services["runtime"].auth.clients, found)}
         lines = doc_rules.sort_lines(line_of(visitor, patient_id, d, names) for d in found)
         wanted = request.query_params.get("classe", "")
         shown = [d for d in lines if not wanted or d.class_code == wanted]

@@ -28,6 +28,7 @@ from hygie.domain.french import fr_day
 from hygie.web.bsp.core import STATUS_BADGES, Bsp, patient_context
 from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
+from hygie.web.portal.provenance import app_names
 from hygie.web.portal.session import Professional, display_names, person_name
 
 __all__ = ["routes"]
@@ -136,7 +137,7 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
             ],
             limit=5,
         )
-        names = display_names(included)
+        names = {**display_names(included), **await app_names(bsp.services["runtime"].auth.clients, found)}
         recent = [
             doc_rules.summarize(
                 d, patient_ref=f"Patient/{patient_id}", actor_ref=visitor.practitioner_ref, names=names
