@@ -47,7 +47,7 @@ from hygie.auth.scopes import InvalidScope, parse_scopes
 from hygie.auth.server import AuthorizationServer, LaunchContext
 from hygie.domain.ens.controls import french_date, french_datetime
 from hygie.domain.store.catalogue import App
-from hygie.store.service import StoreError, StoreService
+from hygie.store.service import StoreService
 from hygie.web.bsp.core import Bsp, patient_context
 from hygie.web.bsp.patients import require_id
 from hygie.web.oauth import scope_label
@@ -55,12 +55,10 @@ from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Professional, person_name
 from hygie.web.portal.store import (
-    NATURES,
-    ReportForm,
     app_view,
     catalogue_view,
-    file_report,
     launch_location,
+    report_page,
     report_views,
     shown_app,
 )
@@ -177,32 +175,17 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
 
     async def report(request: Request, visitor: Professional, form: Submitted | None) -> Response:
         app = await store_app(request)
-        typed = ReportForm.from_values(form.values if form else {})
-        errors: dict[str, str] = {}
-        if form is not None:
-            try:
-                filed = await file_report(
-                    store(), app, typed, reporter=visitor.account.id, kind="professionnel"
-                )
-            except StoreError as error:
-                if error.status != 422:
-                    raise PortalError(error.status, str(error)) from error
-                errors = error.by_field
-                await bsp.failed(visitor, form)
-            else:
-                return await bsp.done(
-                    visitor, form, f"{_BASE}/signalements/{filed['id']}", "Votre signalement est envoyé."
-                )
-        return await bsp.page(
+        return await report_page(
+            bsp,
             request,
             visitor,
-            "bsp/applications/signaler.html",
-            status=422 if errors else 200,
-            title=f"Signaler un problème — {app.name}",
-            app=app,
-            natures=NATURES,
-            report=typed,
-            errors=errors,
+            form,
+            store(),
+            app,
+            reporter=visitor.account.id,
+            kind="professionnel",
+            base=_BASE,
+            template="bsp/applications/signaler.html",
         )
 
     async def mine(request: Request, visitor: Professional, form: Submitted | None) -> Response:

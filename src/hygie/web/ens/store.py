@@ -33,18 +33,16 @@ from starlette.routing import BaseRoute
 
 from hygie.auth.server import AuthorizationServer, LaunchContext
 from hygie.domain.store.catalogue import App
-from hygie.store.service import StoreError, StoreService
+from hygie.store.service import StoreService
 from hygie.web.ens.core import Ens
 from hygie.web.portal.door import PortalError
 from hygie.web.portal.forms import Submitted
 from hygie.web.portal.session import Visitor
 from hygie.web.portal.store import (
-    NATURES,
-    ReportForm,
     app_view,
     catalogue_view,
-    file_report,
     launch_location,
+    report_page,
     report_views,
     shown_app,
 )
@@ -128,32 +126,17 @@ def routes(ens: Ens) -> list[BaseRoute]:
 
     async def report(request: Request, visitor: Visitor, form: Submitted | None) -> Response:
         app = await _app(ens, request)
-        typed = ReportForm.from_values(form.values if form else {})
-        errors: dict[str, str] = {}
-        if form is not None:
-            try:
-                filed = await file_report(
-                    _store(ens), app, typed, reporter=visitor.subject.account_id, kind="citoyen"
-                )
-            except StoreError as error:
-                if error.status != 422:
-                    raise PortalError(error.status, str(error)) from error
-                errors = error.by_field
-                await ens.failed(visitor, form)
-            else:
-                return await ens.done(
-                    visitor, form, f"{_BASE}/signalements/{filed['id']}", "Votre signalement est envoyé."
-                )
-        return await ens.page(
+        return await report_page(
+            ens,
             request,
             visitor,
-            "ens/applications/signaler.html",
-            status=422 if errors else 200,
-            title=f"Signaler un problème — {app.name}",
-            app=app,
-            natures=NATURES,
-            report=typed,
-            errors=errors,
+            form,
+            _store(ens),
+            app,
+            reporter=visitor.subject.account_id,
+            kind="citoyen",
+            base=_BASE,
+            template="ens/applications/signaler.html",
         )
 
     async def mine(request: Request, visitor: Visitor, form: Submitted | None) -> Response:

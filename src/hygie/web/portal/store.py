@@ -31,6 +31,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from hygie.auth.scopes import InvalidScope, Permission, ResourceScope, parse_scopes
 from hygie.domain.ens.controls import french_date
 from hygie.domain.store.catalogue import (
@@ -51,6 +54,9 @@ from hygie.domain.store.triage import CATEGORIES as REPORT_CATEGORIES
 from hygie.domain.store.triage import QUEUES, SEVERITIES
 from hygie.store.service import REPORT_STATUSES, StoreError, StoreService
 from hygie.web.oauth import scope_label  # the consent screen's words
+from hygie.web.portal.core import Portal
+from hygie.web.portal.door import PortalError
+from hygie.web.portal.forms import Submitted
 
 __all__ = [
     "NATURES",
@@ -63,6 +69,7 @@ __all__ = [
     "catalogue_view",
     "file_report",
     "launch_location",
+    "report_page",
     "report_view",
     "report_views",
     "scope_lists",
@@ -346,6 +353,48 @@ async def file_report(
         raise StoreError(problems)
     return await store.report(
         app.id, form.text, declared=form.nature, reporter=reporter, reporter_kind=kind, contact=form.contact
+    )
+
+
+async def report_page(
+    portal: Portal[Any],
+    request: Request,
+    visitor: Any,
+    form: Submitted | None,
+    store: StoreService,
+    app: App,
+    *,
+    reporter: str,
+    kind: str,
+    base: str,
+    template: str,
+) -> Response:
+    """A signed-in person's report form on an app (the ENS's and the BSP's): shown, or filed and
+    followed at ``{base}/signalements/{id}``; each fault beside its field, what was typed kept."""
+    typed = ReportForm.from_values(form.values if form else {})
+    errors: dict[str, str] = {}
+    if form is not None:
+        try:
+            filed = await file_report(store, app, typed, reporter=reporter, kind=kind)
+        except StoreError as error:
+            if error.status != 422:
+                raise PortalError(error.status, str(error)) from error
+            errors = error.by_field
+            await portal.failed(visitor, form)
+        else:
+            return await portal.done(
+                visitor, form, f"{base}/signalements/{filed['id']}", "Votre signalement est envoyé."
+            )
+    return await portal.page(
+        request,
+        visitor,
+        template,
+        status=422 if errors else 200,
+        title=f"Signaler un problème — {app.name}",
+        app=app,
+        natures=NATURES,
+        report=typed,
+        errors=errors,
     )
 
 
