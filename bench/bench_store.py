@@ -936,6 +936,15 @@ def report(results: dict[str, Any]) -> str:
         f"## Store santé: the catalogue ({results['date']}, commit {results['commit']})",
         "",
         f"- Machine: {results['machine']}. Load average (1 min) at the start: {results['load_avg_start']}.",
+        *(
+            [
+                f"- PostgreSQL {pg.get('version', '?')} (fsync={pg.get('fsync', '?')}, synchronous_commit="
+                f"{pg.get('synchronous_commit', '?')}, shared_buffers={pg.get('shared_buffers', '?')}); SQLite "
+                f"{sqlite3.sqlite_version} (the key-value store's own connection, WAL)."
+            ]
+            if (pg := results.get("postgres"))
+            else []
+        ),
         f"- Data: `hygie demo` (20 citizens, its small store) plus {results['config']['apps']:,} listed apps "
         f"seeded through `StoreService` (3 publishers; self-assessed apps by `save_draft` + `submit`, evaluated "
         "ones taken and approved by the authority, with data exchange when they read the record), 8 % more in "
