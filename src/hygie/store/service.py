@@ -61,6 +61,7 @@ _APP, _PUBLISHER, _MEMBER, _GRID, _LOCK = (
     "store-lock",
 )
 _REPORT, _MY_REPORTS, _CAMPAIGN = "store-report", "store-my-reports:", "store-campaign"
+_VERSION = "store-version"  # app / report -> a mark replaced at every write of that kind
 _DAY_US = 86_400 * 1_000_000
 
 # the authorities of the store: who reviews and watches (surveillance queue), who controls
@@ -145,6 +146,27 @@ class StoreService:
         self.clock = clock
         self.prober = prober
         self.written_by = written_by
+        # decoded records, kept while the store's version marks say nothing changed (see _cached)
+        self._cache: dict[str, tuple[str, Any]] = {}
+
+    async def _cached(self, kind: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        """Every record of ``kind``, decoded once per change instead of once per request.
+
+        Each write of an app or a report replaces a small version mark (``store-version``) after
+        the record itself; a reader reads the mark first, and reuses what it decoded under the same
+        mark — across processes too, since the mark is in the shared store. A reader that raced a
+        write decoded under the old mark, and the new mark makes the next reader load again."""
+        mark = await self.kv.get(_VERSION, kind)
+        version = str(mark["v"]) if mark else ""
+        held = self._cache.get(kind)
+        if held is not None and held[0] == version and version:
+            return held[1]
+        value = await load()
+        self._cache[kind] = (version, value)
+        return value
+
+    async def _changed(self, kind: str) -> None:
+        await self.kv.put(_VERSION, kind, {"v": secrets.token_hex(8)})
 
     # -- the grid ----------------------------------------------------------------------------
 
@@ -236,9 +258,21 @@ class StoreService:
         return App.from_json(found) if found else None
 
     async def apps(self) -> list[App]:
-        return sorted(
-            (App.from_json(v) for _, v in await self.kv.list(_APP)), key=lambda a: (a.name.casefold(), a.id)
-        )
+        """Every app, by name (decoded once per change of the catalogue: ``_cached``)."""
+
+        async def load() -> list[App]:
+            return sorted(
+                (App.from_json(v) for _, v in await self.kv.list(_APP)),
+                key=lambda a: (a.name.casefold(), a.id),
+            )
+
+        return list(await self._cached(_APP, load))
+
+    async def _all_reports(self) -> list[dict[str, Any]]:
+        async def load() -> list[dict[str, Any]]:
+            return [v for _, v in await self.kv.list(_REPORT)]
+
+        return list(await self._cached(_REPORT, load))
 
     async def apps_of(self, publisher_id: str) -> list[App]:
         return [a for a in await self.apps() if a.publisher_id == publisher_id]
@@ -487,7 +521,7 @@ class StoreService:
             "closed_at": 0,
             "history": [{"at": now, "by": "Tri automatique", "status": "recu", "note": ""}],
         }
-        await self.kv.put(_REPORT, report["id"], report)
+        await self._put_report(report)
         if reporter:
             await self.kv.put(_MY_REPORTS + reporter, report["id"], {"at": now})
         return report
@@ -496,7 +530,7 @@ class StoreService:
         return await self.kv.get(_REPORT, report_id)
 
     async def reports(self, *, queue: str | None = None, app_id: str | None = None) -> list[dict[str, Any]]:
-        found = [v for _, v in await self.kv.list(_REPORT)]
+        found = await self._all_reports()
         if queue is not None:
             found = [r for r in found if r["queue"] == queue]
         if app_id is not None:
@@ -538,14 +572,14 @@ class StoreService:
                 {"at": now, "by": member.actor, "status": status, "note": note.strip()},
             ],
         }
-        await self.kv.put(_REPORT, report_id, report)
+        await self._put_report(report)
         return report
 
     # -- audit campaigns ------------------------------------------------------------------------
 
     async def risks(self) -> list[Risk]:
         now = self.clock()
-        reports = [v for _, v in await self.kv.list(_REPORT)]
+        reports = await self._all_reports()
         out = []
         for app in await self.apps():
             if app.state not in LISTED:
@@ -610,7 +644,7 @@ class StoreService:
 
     async def dashboard(self) -> dict[str, Any]:
         apps = await self.apps()
-        reports = [v for _, v in await self.kv.list(_REPORT)]
+        reports = await self._all_reports()
         now = self.clock()
         by_state: dict[str, dict[str, int]] = {}
         for app in apps:
@@ -645,6 +679,11 @@ class StoreService:
 
     async def _put(self, app: App) -> None:
         await self.kv.put(_APP, app.id, app.to_json())
+        await self._changed(_APP)
+
+    async def _put_report(self, report: dict[str, Any]) -> None:
+        await self.kv.put(_REPORT, str(report["id"]), report)
+        await self._changed(_REPORT)
 
     @asynccontextmanager
     async def _locked(self, app_id: str) -> Any:

@@ -26,8 +26,10 @@ that one is never without the other.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from hygie.domain.store.grid import Grid
@@ -444,9 +446,9 @@ class CatalogueFilters:
         return {k: v for k, v in out.items() if v}
 
 
+@lru_cache(maxsize=16_384)
 def _folded(text: str) -> str:
-    import unicodedata  # noqa: PLC0415
-
+    """Lower case without accents (an app's words are folded once, not at every search)."""
     return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
 
 

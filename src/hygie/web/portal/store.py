@@ -162,6 +162,16 @@ class CatalogueView:
     levels: Mapping[str, str]
     professional: bool  # the reimbursed / prescribable filters
     filtered: bool
+    total: int = 0  # the matching apps (``cards`` is one page of them)
+    page: int = 1
+    pages: int = 1
+
+    def page_query(self, page: int) -> str:
+        """The query string of another page of the same search."""
+        return urlencode({**self.filters.to_query(), "page": str(page)})
+
+
+PAGE_SIZE = 30  # apps per page of the catalogue
 
 
 async def catalogue_view(store: StoreService, audience: str, query: Mapping[str, str]) -> CatalogueView:
@@ -174,6 +184,11 @@ async def catalogue_view(store: StoreService, audience: str, query: Mapping[str,
         filters = replace(filters, reimbursed=False, prescribable=False)
     names = {key: p.name for key, p in (await store.publishers()).items()}
     found = search_catalogue(await store.apps(), audience, filters, names)
+    pages = max(1, -(-len(found) // PAGE_SIZE))
+    raw_page = str(query.get("page", "1"))
+    page = min(max(int(raw_page), 1), pages) if raw_page.isdigit() else 1
+    total = len(found)
+    found = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     cards = tuple(
         AppCard(
             a.id,
@@ -196,6 +211,9 @@ async def catalogue_view(store: StoreService, audience: str, query: Mapping[str,
         {state: STATES[state] for state in sorted(LISTED)},
         professional,
         bool(filters.to_query()),
+        total,
+        page,
+        pages,
     )
 
 
