@@ -28,6 +28,7 @@ from hygie.fhir.operations.trust import TrustServices
 from hygie.fhir.search import parse_search
 from hygie.migrate import migrate
 from hygie.ports import BlobStore, KeyValueStore, ResourceStore
+from hygie.store.probes import Prober
 from hygie.store.service import StoreService
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import FileBlobStore
@@ -83,8 +84,6 @@ class Runtime:
 
     def _app_store(self) -> StoreService:
         """The Store santé: its records beside the OAuth clients, its probes on the network."""
-        from hygie.store.probes import Prober  # noqa: PLC0415
-
         assert self.auth is not None
         prober = Prober(
             allow_private=self.settings.store_probe_allow_private,

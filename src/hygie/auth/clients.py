@@ -39,7 +39,7 @@ from hygie.auth.errors import OAuthError
 from hygie.auth.scopes import InvalidScope, parse_scopes
 from hygie.ports import KeyValueStore
 
-__all__ = ["ASSERTION_TYPE", "AUDIENCES", "Client", "ClientRegistry"]
+__all__ = ["ASSERTION_TYPE", "AUDIENCES", "Client", "ClientRegistry", "import_jwks"]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
@@ -141,10 +141,7 @@ class ClientRegistry:
                 raise ValueError(f"redirect URI {uri!r} must not contain a fragment")
         _check_offer(scopes.others, redirect_uris, launch_url, audience, organization)
         if jwks is not None:
-            try:
-                KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-            except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"invalid JWKS: {exc}") from exc
+            import_jwks(jwks)
         secret = secrets.token_urlsafe(32) if with_secret else None
         method: AuthMethod
         if jwks is not None:
@@ -269,6 +266,14 @@ class ClientRegistry:
         if not fresh:
             raise OAuthError("invalid_client", "client assertion replayed (jti already used)", status=401)
         return client
+
+
+def import_jwks(jwks: Mapping[str, Any]) -> KeySet:
+    """A client's published key set, or ValueError when it holds no readable key (RFC 7517)."""
+    try:
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"invalid JWKS: {exc}") from exc
 
 
 def _check_offer(

@@ -348,6 +348,26 @@ class AuthorizationServer:
         if request.launch_account is not None and request.launch_account != subject.account_id:
             raise OAuthError("access_denied", "this launch was made for another person", redirect=True)
 
+    @staticmethod
+    def granted(request: AuthorizeRequest, approved: ScopeSet | None) -> ScopeSet:
+        """What a grant gives: what the person approved, within what the request may have."""
+        return approved.narrow(request.scopes) if approved is not None else request.scopes
+
+    @staticmethod
+    def context_patient(
+        request: AuthorizeRequest, subject: Subject, scopes: ScopeSet, patient: str | None = None
+    ) -> str | None:
+        """The patient a grant is about: the one chosen, or the launch's, or — for a citizen's
+        ``patient/`` scopes — the citizen themselves."""
+        chosen = patient or (request.launch.patient if request.launch else None)
+        if (
+            chosen is None
+            and subject.kind == "citizen"
+            and any(s.context == "patient" for s in scopes.resources)
+        ):
+            return subject.patient
+        return chosen
+
     async def issue_code(
         self,
         request: AuthorizeRequest,
@@ -363,14 +383,8 @@ class AuthorizationServer:
         ``family`` names the grant (the consent it was recorded under); ``until_us`` ends it: no
         access token outlives it and no refresh works after it — the duration the person chose."""
         self.check_launch_subject(request, subject)
-        scopes = approved.narrow(request.scopes) if approved is not None else request.scopes
-        context_patient = patient or (request.launch.patient if request.launch else None)
-        if (
-            context_patient is None
-            and subject.kind == "citizen"
-            and any(s.context == "patient" for s in scopes.resources)
-        ):
-            context_patient = subject.patient
+        scopes = self.granted(request, approved)
+        context_patient = self.context_patient(request, subject, scopes, patient)
         code = secrets.token_urlsafe(32)
         launch = request.launch or LaunchContext()
         await self.kv.put(

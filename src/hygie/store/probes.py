@@ -65,10 +65,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpcore
 import httpx
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
-from hygie.auth.clients import ASSERTION_ALGORITHMS, Client
+from hygie.auth.clients import ASSERTION_ALGORITHMS, Client, import_jwks
 from hygie.auth.scopes import InvalidScope, ResourceScope, ScopeSet, parse_scopes
 from hygie.domain.ens.vitals import LOINC, OBSERVATION_CATEGORY, UCUM, VITAL_SIGNS_PROFILE
 from hygie.fhir.validation import validate_resource
@@ -206,6 +204,12 @@ def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
+def _loopback_host(host: str) -> bool:
+    """Whether a (normalised) host names this machine: ``localhost`` or a loopback address."""
+    literal = _ip_literal(host.removeprefix("[").removesuffix("]"))
+    return host == "localhost" if literal is None else literal.is_loopback
+
+
 def _host_problem(host: str, *, allow_private: bool) -> str | None:
     """Why a host (from a URL, normalised) may not be reached, without DNS; None when it may."""
     literal = _ip_literal(host)
@@ -230,9 +234,11 @@ def uri_problem(uri: str, declared_hosts: Sequence[str] = (), *, allow_private: 
     """Why a redirect or launch URI is refused (a French sentence), or None when it is acceptable.
 
     No DNS here: forms call it synchronously. Refused: a scheme other than ``https`` (plain
-    ``http`` too, even on the loopback, unless ``allow_private``), a fragment, credentials, a host
-    that is a literal non-public IP or a local name (unless ``allow_private``), and — when
-    ``declared_hosts`` is given — a host that is not exactly one of them (case-insensitive).
+    ``http`` too, even on the loopback), a fragment, credentials, a host that is a literal
+    non-public IP or a local name, and — when ``declared_hosts`` is given — a host that is not
+    exactly one of them (case-insensitive). ``allow_private`` (tests only) lifts the address and
+    scheme rules for this machine alone (``localhost``, a loopback address), where test apps run:
+    plain ``http`` elsewhere, or a private address, stays refused.
     """
     if _FORBIDDEN.search(uri):
         return f"L’adresse « {uri} » contient des espaces, des caractères de contrôle ou une barre oblique inverse."
@@ -242,7 +248,8 @@ def uri_problem(uri: str, declared_hosts: Sequence[str] = (), *, allow_private: 
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
     except ValueError:
         return f"L’adresse « {uri} » est illisible."
-    schemes = ("https", "http") if allow_private else ("https",)
+    relax = allow_private and _loopback_host(_normal_host(hostname or ""))
+    schemes = ("https", "http") if relax else ("https",)
     if parts.scheme.lower() not in schemes:
         return f"L’adresse « {uri} » n’est pas en HTTPS."
     if "#" in uri:
@@ -252,7 +259,7 @@ def uri_problem(uri: str, declared_hosts: Sequence[str] = (), *, allow_private: 
     if not hostname:
         return f"L’adresse « {uri} » n’indique pas d’hôte."
     host = _normal_host(hostname)
-    problem = _host_problem(host, allow_private=allow_private)
+    problem = _host_problem(host, allow_private=relax)
     if problem is not None:
         return problem
     if declared_hosts and host not in {_normal_host(h) for h in declared_hosts}:
@@ -592,8 +599,8 @@ def _jwks_problems(jwks: dict[str, Any] | None) -> list[str]:
     if jwks is None:
         return ["un client private_key_jwt doit publier ses clés (JWKS)"]
     try:
-        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        keys = import_jwks(jwks)
+    except ValueError as exc:
         return [f"son jeu de clés (JWKS) est illisible ({exc})"]
     problems: list[str] = []
     if any(key.is_private for key in keys.keys):

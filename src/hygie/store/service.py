@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hygie.auth.clients import ClientRegistry
+from hygie.auth.clients import ClientRegistry, import_jwks
+from hygie.auth.scopes import InvalidScope, parse_scope
 from hygie.domain.store.catalogue import (
     LISTED,
     App,
@@ -44,6 +45,7 @@ from hygie.domain.store.catalogue import (
 from hygie.domain.store.grid import Grid, GridError, shipped_grid
 from hygie.domain.store.sampling import Risk, draw, risk_of
 from hygie.ports import KeyValueStore
+from hygie.store.probes import Check, Prober, ProbeTarget, uri_problem
 
 __all__ = [
     "AGENCIES",
@@ -60,7 +62,7 @@ _APP, _PUBLISHER, _MEMBER, _GRID, _LOCK = (
     "store-grid",
     "store-lock",
 )
-_REPORT, _MY_REPORTS, _CAMPAIGN = "store-report", "store-my-reports:", "store-campaign"
+_REPORT, _CAMPAIGN = "store-report", "store-campaign"
 _VERSION = "store-version"  # app / report -> a mark replaced at every write of that kind
 _DAY_US = 86_400 * 1_000_000
 
@@ -87,9 +89,15 @@ class StoreError(ValueError):
 
     @property
     def by_field(self) -> dict[str, str]:
+        return self.beside()
+
+    def beside(self, known: Sequence[str] | None = None, fallback: str = "") -> dict[str, str]:
+        """The messages by form field; with ``known``, a message about another field (or none)
+        goes beside ``fallback``."""
         out: dict[str, str] = {}
         for name, message in self.problems:
-            out[name] = f"{out[name]} {message}" if name in out else message
+            key = name if known is None or name in known else fallback
+            out[key] = f"{out[key]} {message}" if key in out else message
         return out
 
 
@@ -138,7 +146,7 @@ class StoreService:
         clients: ClientRegistry,
         clock: Callable[[], int],
         *,
-        prober: Any | None = None,  # hygie.store.probes.Prober
+        prober: Prober | None = None,
         written_by: Sampler | None = None,
     ) -> None:
         self.kv = kv
@@ -338,22 +346,16 @@ class StoreService:
             return app
 
     def _uri_problems(self, app: App) -> list[tuple[str, str]]:
-        from hygie.store.probes import uri_problem  # noqa: PLC0415
-
-        # the tests' knob lifts the guard for the loopback only, where their apps run: plain http
-        # on another host, or a private address, is refused even then
-        allow = bool(self.prober is not None and getattr(self.prober, "allow_private", False))
-        problems = []
-        for uri in app.redirect_uris:
-            problem = uri_problem(uri, app.hosts, allow_private=allow and _loopback(uri))
-            if problem:
-                problems.append(("redirections", f"{uri} : {problem}"))
+        # the tests' knob lifts the guard for the loopback only (uri_problem), where their apps run
+        allow = self.prober is not None and self.prober.allow_private
+        declared = [("redirections", uri) for uri in app.redirect_uris]
         if app.launch_url:
-            problem = uri_problem(
-                app.launch_url, app.hosts, allow_private=allow and _loopback(app.launch_url)
-            )
+            declared.append(("adresse_lancement", app.launch_url))
+        problems = []
+        for name, uri in declared:
+            problem = uri_problem(uri, app.hosts, allow_private=allow)
             if problem:
-                problems.append(("adresse_lancement", f"{app.launch_url} : {problem}"))
+                problems.append((name, f"{uri} : {problem}"))
         return problems
 
     # -- review and decisions -------------------------------------------------------------------
@@ -437,8 +439,6 @@ class StoreService:
     async def probe(self, app_id: str) -> App:
         """Run the executable checks on a listed app; an app listed with data exchange whose checks
         fail loses its data exchange (downgrade), and gets it back once they pass again."""
-        from hygie.store.probes import Check, ProbeTarget  # noqa: PLC0415
-
         if self.prober is None:
             raise StoreError("Les contrôles techniques ne sont pas configurés.", status=503)
         app = await self.app(app_id)
@@ -522,8 +522,6 @@ class StoreService:
             "history": [{"at": now, "by": "Tri automatique", "status": "recu", "note": ""}],
         }
         await self._put_report(report)
-        if reporter:
-            await self.kv.put(_MY_REPORTS + reporter, report["id"], {"at": now})
         return report
 
     async def report_of(self, report_id: str) -> dict[str, Any] | None:
@@ -542,9 +540,8 @@ class StoreService:
         )
 
     async def reports_of(self, account_id: str) -> list[dict[str, Any]]:
-        ids = [key for key, _ in await self.kv.list(_MY_REPORTS + account_id)]
-        found = [r for r in [await self.report_of(i) for i in ids] if r is not None]
-        return sorted(found, key=lambda r: -int(r["at"]))
+        mine = [r for r in await self._all_reports() if r["reporter"] == account_id]
+        return sorted(mine, key=lambda r: -int(r["at"]))
 
     async def handle_report(self, member: Member, report_id: str, status: str, note: str) -> dict[str, Any]:
         """The queue's agency instructs a report: in progress, or closed with an outcome the
@@ -703,31 +700,9 @@ class StoreService:
                 await self.kv.delete(_LOCK, app_id)
 
 
-def _loopback(uri: str) -> bool:
-    """Whether a URI names this machine (``localhost`` or a loopback address)."""
-    import ipaddress  # noqa: PLC0415
-    from urllib.parse import urlsplit  # noqa: PLC0415
-
-    try:
-        host = (urlsplit(uri).hostname or "").rstrip(".")
-    except ValueError:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _registration_problems(app: App) -> list[tuple[str, str]]:
     """What the authorisation server would refuse of the declaration when the app gets its SMART
     registration (at approval): said at submission, beside the field, not after the review."""
-    from joserfc.errors import JoseError  # noqa: PLC0415
-    from joserfc.jwk import KeySet  # noqa: PLC0415
-
-    from hygie.auth.scopes import InvalidScope, parse_scope  # noqa: PLC0415
-
     problems = []
     for scope in app.scopes.split():
         try:
@@ -736,8 +711,8 @@ def _registration_problems(app: App) -> list[tuple[str, str]]:
             problems.append(("portees", f"« {scope} » n’est pas une portée SMART reconnue."))
     if app.jwks is not None:
         try:
-            KeySet.import_key_set(app.jwks)  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
+            import_jwks(app.jwks)
+        except ValueError:
             problems.append(("jwks", "Le JWKS ne contient pas de clé publique lisible (RFC 7517)."))
     return problems
 

@@ -418,10 +418,8 @@ class OAuthWeb:
                     session,
                 )
             until = self.clock() + days * 86_400 * 1_000_000
-            granted = approved.narrow(authz.scopes)
-            context_patient = (
-                patient or (authz.launch.patient if authz.launch else None) or session.subject.patient
-            )
+            granted = self.server.granted(authz, approved)
+            context_patient = self.server.context_patient(authz, session.subject, granted, patient)
             if (
                 session.subject.kind == "citizen"
                 and context_patient

@@ -469,12 +469,5 @@ def report_view(report: Mapping[str, Any], app_name: str) -> ReportView:
 
 async def report_views(store: StoreService, reports: Iterable[Mapping[str, Any]]) -> list[ReportView]:
     """Several reports, each with its app's name."""
-    names: dict[str, str] = {}
-    out = []
-    for report in reports:
-        app_id = str(report["app_id"])
-        if app_id not in names:
-            app = await store.app(app_id)
-            names[app_id] = app.name if app else "Application retirée"
-        out.append(report_view(report, names[app_id]))
-    return out
+    names = {app.id: app.name for app in await store.apps()}  # the decoded catalogue, no read per report
+    return [report_view(r, names.get(str(r["app_id"]), "Application retirée")) for r in reports]

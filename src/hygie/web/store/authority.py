@@ -139,16 +139,6 @@ def _id(request: Request, name: str) -> str:
     return value
 
 
-def _field_errors(error: StoreError, fallback: str, known: Sequence[str]) -> dict[str, str]:
-    """A StoreError's messages beside their fields (a message without a known field beside
-    ``fallback``)."""
-    out: dict[str, str] = {}
-    for name, message in error.problems:
-        key = name if name in known else fallback
-        out[key] = f"{out[key]} {message}" if key in out else message
-    return out
-
-
 def routes(portal: MemberPortal) -> list[BaseRoute]:
     store = portal.store
 
@@ -338,7 +328,7 @@ def routes(portal: MemberPortal) -> list[BaseRoute]:
             await portal.failed(visitor, form)
             if error.status == 404:
                 raise PortalError(404, str(error)) from error
-            errors = _field_errors(error, "note", ("note",))
+            errors = error.beside(("note",), "note")
             return await app_page(request, visitor, values=values, errors=errors, status=error.status)
         message = {
             "referencer": "Application référencée : elle entre dans le catalogue.",
@@ -367,7 +357,7 @@ def routes(portal: MemberPortal) -> list[BaseRoute]:
             await portal.failed(visitor, form)
             if error.status == 404:
                 raise PortalError(404, str(error)) from error
-            errors = _field_errors(error, "decision", ("decision", "motif"))
+            errors = error.beside(("decision", "motif"), "decision")
             return await app_page(request, visitor, values=values, errors=errors, status=error.status)
         return await portal.done(
             visitor,
@@ -497,7 +487,7 @@ def routes(portal: MemberPortal) -> list[BaseRoute]:
             report = await store.handle_report(visitor.member, report["id"], status, outcome)
         except StoreError as error:
             await portal.failed(visitor, form)
-            errors = _field_errors(error, "issue", ("statut", "issue"))
+            errors = error.beside(("statut", "issue"), "issue")
             return await report_page(
                 request, visitor, report, values=values, errors=errors, status=error.status
             )
@@ -567,7 +557,7 @@ def routes(portal: MemberPortal) -> list[BaseRoute]:
             try:
                 campaign = await store.start_campaign(visitor.member, name, size, seed)
             except StoreError as error:
-                errors = _field_errors(error, "nom", ("nom", "taille"))
+                errors = error.beside(("nom", "taille"), "nom")
                 status = error.status
         if campaign is None:
             await portal.failed(visitor, form)
@@ -640,7 +630,7 @@ def routes(portal: MemberPortal) -> list[BaseRoute]:
             except StoreError as error:
                 if error.status == 404:
                     raise PortalError(404, str(error)) from error
-                problem = _field_errors(error, "decision", ("constat", "decision"))
+                problem = error.beside(("constat", "decision"), "decision")
                 status = error.status
             else:
                 return await portal.done(

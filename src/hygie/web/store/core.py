@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 
@@ -124,7 +123,3 @@ class MemberPortal(Portal[StoreMember]):
         else:
             name = f"{account.login} — {member.actor}"
         return StoreMember(session.subject, session, account, member, name)
-
-    def field_errors(self, error: Any) -> dict[str, str]:
-        """A StoreError's messages by form field (those without a field under "")."""
-        return dict(error.by_field)
