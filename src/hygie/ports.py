@@ -98,6 +98,20 @@ class StoreTransaction(Protocol):
         transaction's own writes."""
         ...
 
+    async def expunge(self, resource_type: str, id: str) -> list[StoredResource]:
+        """Erase a resource physically: its current row, every version in the history and every
+        index, reference and access-relation row — nothing says it ever existed (a read is then
+        a 404, not a 410). Returns the erased versions, oldest first, content as stored (empty
+        when there was nothing). Only for the end of a retention period
+        (``domain/ens/purge.py``): a FHIR ``DELETE`` keeps the history, as the API promises."""
+        ...
+
+    async def naming(self, resource_type: str, texts: Sequence[str]) -> set[str]:
+        """Which of ``texts`` appear in the stored content of some version (current or past) of
+        a resource of this type, seeing this transaction's own erasures: whether a
+        content-addressed blob is still used by a Binary (``stores/binaries.py``)."""
+        ...
+
 
 class ResourceStore(Protocol):
     """Versioned FHIR resources with their search index."""
@@ -160,6 +174,18 @@ class ResourceStore(Protocol):
         including those that concern every actor (``*``, e.g. a refusal of emergency access)."""
         ...
 
+    async def filed_in(self, patient_id: str) -> list[StoredResource]:
+        """Every resource filed in the patient's record at any version — live or deleted, its
+        current row with the content as stored (a Binary's data left in the blob store) — found
+        by the ``patient`` of its history rows, the Patient itself included: what a purge erases
+        (``domain/ens/purge.py``)."""
+        ...
+
+    async def referrers(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        """Live resources of any type pointing at any of ``keys`` through any search parameter,
+        content as stored."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]: ...
 
     async def close(self) -> None: ...
@@ -173,6 +199,12 @@ class BlobStore(Protocol):
         ...
 
     async def get(self, digest: str) -> bytes | None: ...
+
+    async def delete(self, digest: str, *, unless_put_since: float) -> bool:
+        """Remove a blob, unless it was put (or put again: the same content) at or after
+        ``unless_put_since`` (POSIX seconds) — a concurrent upload of the same content, not yet
+        committed, may be about to use it. True when a blob was removed."""
+        ...
 
     def iter_digests(self) -> AsyncIterator[str]: ...
 

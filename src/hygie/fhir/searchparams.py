@@ -6,6 +6,10 @@ its FHIRPath expression (specialised per resource type, see :mod:`hygie.fhir.fhi
 use. ``search_params(resource_type)`` includes the parameters inherited from ``Resource``
 (``_id``, ``_lastUpdated``, ``_tag``, ``_profile``, ``_security``, ``_source``, ...) and
 ``DomainResource`` (``_text``).
+
+Hygie adds a few parameters of its own (:data:`HYGIE_SEARCH_PARAMETERS`), declared as
+SearchParameter resources like the official ones and indexed the same way: each names a Hygie
+extension that the platform must find by a query rather than by reading every resource.
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ ParamType = Literal[
 ]
 
 _ABSTRACT_BASES = ("Resource", "DomainResource")
+
+_HYGIE = "https://hygie.example/fhir/"
+# Hygie's own search parameters (SearchParameter resources, read after the official ones)
+HYGIE_SEARCH_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {
+        # the end of a closed health space's archive period (``domain/ens/lifecycle.py``): the
+        # purge finds the spaces to erase with ``Consent?category=…|ens&ens-archive-until=lt<now>``
+        "resourceType": "SearchParameter",
+        "url": _HYGIE + "SearchParameter/Consent-ens-archive-until",
+        "name": "ens-archive-until",
+        "status": "active",
+        "description": "End of the archive period of a closed health space (lifecycle Consent)",
+        "code": "ens-archive-until",
+        "base": ["Consent"],
+        "type": "date",
+        "expression": f"Consent.extension('{_HYGIE}StructureDefinition/ens-archive-until').value",
+    },
+)
 
 _DEFAULT_MODIFIERS: dict[str, tuple[str, ...]] = {
     "string": ("missing", "exact", "contains"),
@@ -151,6 +173,11 @@ def _registry() -> _Registry:
             by_url[param.url] = param
         for base in param.base:
             by_base.setdefault(base, {}).setdefault(param.code, param)
+    for resource in HYGIE_SEARCH_PARAMETERS:
+        param = _from_definition(resource)
+        by_url[param.url] = param
+        for base in param.base:
+            by_base.setdefault(base, {})[param.code] = param
     return _Registry(by_url, by_base)
 
 

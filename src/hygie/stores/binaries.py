@@ -4,12 +4,21 @@ On write, ``Binary.data`` (base64) is decoded, put in the blob store and replace
 JSON by an extension on ``_data`` naming its SHA-256; on every read path the data is put back,
 so clients see the resource they wrote. Every store inherits this by being wrapped once in
 ``bootstrap.py``.
+
+Blobs are shared: two Binaries of the same content name one blob. When a transaction expunges
+Binaries (a purge, ``domain/ens/purge.py``), the blobs they named are removed at the end of that
+transaction, before it commits, if no stored version of any Binary still names them (asked
+inside the transaction, so its own erasures count) and no upload put them within
+``blob_grace_s`` seconds (an upload of the same content may not have committed yet). Were the
+commit to fail after that, the rows would name missing blobs: only those of a purge, which the
+next run erases. Expunged contents are returned as stored (never inflated).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -46,6 +55,8 @@ class _Tx:
     def __init__(self, inner: StoreTransaction, outer: BinaryOffloadingStore) -> None:
         self.inner = inner
         self.outer = outer
+        self.released: set[str] = set()  # blobs named by the Binaries this transaction expunged
+        self.started = time.time()
 
     async def read_for_update(self, resource_type: str, id: str) -> StoredResource | None:
         found = await self.inner.read_for_update(resource_type, id)
@@ -57,11 +68,38 @@ class _Tx:
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
         return await self.inner.search_keys(query, limit)
 
+    async def expunge(self, resource_type: str, id: str) -> list[StoredResource]:
+        erased = await self.inner.expunge(resource_type, id)
+        if resource_type == "Binary":
+            for version in erased:
+                if b"blob-sha256" in version.content:
+                    digest = _marker(orjson.loads(version.content))
+                    if digest:
+                        self.released.add(digest)
+        return erased
+
+    async def naming(self, resource_type: str, texts: Sequence[str]) -> set[str]:
+        return await self.inner.naming(resource_type, texts)
+
+    async def release_blobs(self) -> int:
+        """Remove the blobs of the expunged Binaries that nothing names any more."""
+        if not self.released:
+            return 0
+        unused = self.released - await self.inner.naming("Binary", sorted(self.released))
+        removed = 0
+        for digest in sorted(unused):
+            removed += await self.outer.blobs.delete(
+                digest, unless_put_since=self.started - self.outer.blob_grace_s
+            )
+        self.released = set()
+        return removed
+
 
 class BinaryOffloadingStore:
-    def __init__(self, inner: ResourceStore, blobs: BlobStore) -> None:
+    def __init__(self, inner: ResourceStore, blobs: BlobStore, *, blob_grace_s: float = 600.0) -> None:
         self.inner = inner
         self.blobs = blobs
+        self.blob_grace_s = blob_grace_s
 
     async def offload(self, op: WriteOp) -> WriteOp:
         if op.resource_type != "Binary":
@@ -166,10 +204,18 @@ class BinaryOffloadingStore:
     ) -> list[tuple[str, str | None, int | None]]:
         return await self.inner.relations(patient, actors, now_us=now_us)
 
+    async def filed_in(self, patient_id: str) -> list[StoredResource]:
+        return await self.inner.filed_in(patient_id)  # as stored: a purge reads no content
+
+    async def referrers(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        return await self.inner.referrers(keys)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         async with self.inner.transaction() as tx:
-            yield _Tx(tx, self)
+            outer = _Tx(tx, self)
+            yield outer
+            await outer.release_blobs()
 
     async def close(self) -> None:
         await self.inner.close()

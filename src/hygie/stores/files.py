@@ -2,7 +2,10 @@
 
 A blob's address is the SHA-256 of its plaintext; the file at ``<root>/ab/cd/<digest>`` holds a
 12-byte nonce then the ciphertext, authenticated with the digest as associated data, so a file
-swapped for another blob's is detected on read. Writing the same content twice stores it once.
+swapped for another blob's is detected on read. Writing the same content twice stores it once
+(and touches the file: its modification time is when the content was last put, which
+:meth:`FileBlobStore.delete` checks so that a purge never removes a blob an upload of the same
+content is about to use).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,7 +41,12 @@ class FileBlobStore:
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest)
         if path.exists():
-            return digest
+            try:
+                os.utime(path)  # put again: a purge running now must leave it
+            except FileNotFoundError:
+                pass  # removed by a purge in between: write it anew
+            else:
+                return digest
         path.parent.mkdir(parents=True, exist_ok=True)
         nonce = secrets.token_bytes(12)
         sealed = nonce + self._aead.encrypt(nonce, data, digest.encode())
@@ -61,6 +70,18 @@ class FileBlobStore:
         except InvalidTag as exc:
             raise BlobCorrupted(f"blob {digest} failed authentication") from exc
 
+    async def delete(self, digest: str, *, unless_put_since: float) -> bool:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            return False
+        path = self._path(digest)
+        try:
+            if path.stat().st_mtime >= unless_put_since:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     async def iter_digests(self) -> AsyncIterator[str]:
         if not self.root.exists():
             return
@@ -74,14 +95,23 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.put_at: dict[str, float] = {}
 
     async def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         self.blobs[digest] = data
+        self.put_at[digest] = time.time()
         return digest
 
     async def get(self, digest: str) -> bytes | None:
         return self.blobs.get(digest)
+
+    async def delete(self, digest: str, *, unless_put_since: float) -> bool:
+        if digest not in self.blobs or self.put_at.get(digest, 0.0) >= unless_put_since:
+            return False
+        del self.blobs[digest]
+        self.put_at.pop(digest, None)
+        return True
 
     async def iter_digests(self) -> AsyncIterator[str]:
         for digest in sorted(self.blobs):

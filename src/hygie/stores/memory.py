@@ -588,21 +588,29 @@ class _Overlay(Mapping[ResourceKey, _Resource]):
     """The committed resources with a transaction's staged versions on top."""
 
     def __init__(
-        self, base: Mapping[ResourceKey, _Resource], staged: Mapping[ResourceKey, _Resource]
+        self,
+        base: Mapping[ResourceKey, _Resource],
+        staged: Mapping[ResourceKey, _Resource],
+        erased: set[ResourceKey] | None = None,
     ) -> None:
         self.base = base
         self.staged = staged
+        self.erased = erased if erased is not None else set()  # expunged by the transaction
 
     def __getitem__(self, key: ResourceKey) -> _Resource:
         found = self.staged.get(key)
-        return found if found is not None else self.base[key]
+        if found is not None:
+            return found
+        if key in self.erased:
+            raise KeyError(key)
+        return self.base[key]
 
     def __iter__(self) -> Iterator[ResourceKey]:
         yield from self.staged
-        yield from (k for k in self.base if k not in self.staged)
+        yield from (k for k in self.base if k not in self.staged and k not in self.erased)
 
     def __len__(self) -> int:
-        return len(self.base) + sum(1 for k in self.staged if k not in self.base)
+        return sum(1 for _ in self)
 
 
 class _MemoryTransaction:
@@ -612,7 +620,8 @@ class _MemoryTransaction:
         self.versions: list[_Version] = []
         self.next_rid = store._next_rid
         self.next_hid = store._next_hid
-        self.view = _Overlay(store._resources, self.staged)
+        self.erased: set[ResourceKey] = set()
+        self.view = _Overlay(store._resources, self.staged, self.erased)
 
     async def read_for_update(self, resource_type: str, id: str) -> StoredResource | None:
         found = self.view.get((resource_type, id))
@@ -662,6 +671,31 @@ class _MemoryTransaction:
 
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
         return self.store._keys(self.view, query, limit, time.time_ns() // 1000)
+
+    def _versions_of(self, key: ResourceKey) -> list[_Version]:
+        """The versions of one resource this transaction sees (none once it expunged it)."""
+        committed = (
+            [] if key in self.erased else [v for v in self.store._history if (v.resource_type, v.id) == key]
+        )
+        return committed + [v for v in self.versions if (v.resource_type, v.id) == key]
+
+    async def expunge(self, resource_type: str, id: str) -> list[StoredResource]:
+        key = (resource_type, id)
+        erased = sorted(self._versions_of(key), key=lambda v: v.version)
+        self.staged.pop(key, None)
+        self.versions = [v for v in self.versions if (v.resource_type, v.id) != key]
+        self.erased.add(key)
+        return [v.stored() for v in erased]
+
+    async def naming(self, resource_type: str, texts: Sequence[str]) -> set[str]:
+        needles = {text: text.encode() for text in texts}
+        # committed versions of what this transaction did not expunge, then its own new versions
+        contents = [
+            v.content
+            for v in self.store._history
+            if v.resource_type == resource_type and (v.resource_type, v.id) not in self.erased
+        ] + [v.content for v in self.versions if v.resource_type == resource_type]
+        return {text for text, needle in needles.items() if any(needle in c for c in contents)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -841,6 +875,24 @@ class MemoryResourceStore:
         found.sort(key=lambda r: r.rid)
         return [r.stored() for r in found[: max(limit, 0)]]
 
+    async def filed_in(self, patient_id: str) -> list[StoredResource]:
+        keys = {(v.resource_type, v.id) for v in self._history if v.patient == patient_id}
+        keys.update(k for k, r in self._resources.items() if r.patient == patient_id)
+        found = [self._resources[k] for k in keys if k in self._resources]
+        return [r.stored() for r in sorted(found, key=lambda r: r.rid)]
+
+    async def referrers(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        wanted = set(keys)
+        found = [
+            r
+            for r in self._resources.values()
+            if not r.deleted
+            and any(
+                (row[0], row[1]) in wanted for rows in r.index.get("reference", {}).values() for row in rows
+            )
+        ]
+        return [r.stored() for r in sorted(found, key=lambda r: r.rid)]
+
     async def relations(
         self, patient: str, actors: Sequence[str], *, now_us: int
     ) -> list[tuple[str, str | None, int | None]]:
@@ -900,6 +952,13 @@ class MemoryResourceStore:
             self._apply(tx)
 
     def _apply(self, tx: _MemoryTransaction) -> None:
+        if tx.erased:
+            for key in tx.erased:
+                gone = self._resources.pop(key, None)
+                if gone is not None:
+                    self._by_rid.pop(gone.rid, None)
+            self._history = [v for v in self._history if (v.resource_type, v.id) not in tx.erased]
+            self._versions = {k: v for k, v in self._versions.items() if (k[0], k[1]) not in tx.erased}
         for key, resource in tx.staged.items():
             self._resources[key] = resource
             self._by_rid[resource.rid] = key

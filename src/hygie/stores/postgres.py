@@ -62,6 +62,15 @@ def _insert_sql(table: str) -> str:
 _INSERTS = {table: _insert_sql(table) for table in sql.INDEX_TABLES}
 
 
+_DELETE_INDEX_ROWS = (
+    "WITH "
+    + ", ".join(
+        f"d{i} AS (DELETE FROM {table} WHERE rid = $1)" for i, table in enumerate(list(sql.INDEX_TABLES)[1:])
+    )
+    + f" DELETE FROM {next(iter(sql.INDEX_TABLES))} WHERE rid = $1"
+)
+
+
 def _row(r: Sequence[Any]) -> StoredResource:
     return sql.stored_from_row(r)
 
@@ -196,6 +205,38 @@ class _PgTransaction:
                 columns = [list(col) for col in zip(*rows, strict=True)]
                 await conn.execute(_INSERTS[table], *columns)
 
+    async def expunge(self, resource_type: str, id: str) -> list[StoredResource]:
+        """Erase a resource, its versions and its index rows (the current row locked first)."""
+        await self.flush()
+        conn = self.conn
+        rid = await conn.fetchval(
+            "SELECT rid FROM resources WHERE res_type = $1 AND res_id = $2 FOR UPDATE", resource_type, id
+        )
+        versions = await conn.fetch(
+            f"SELECT {sql.EXPUNGE_HISTORY_COLUMNS} FROM history WHERE res_type = $1 AND res_id = $2 "
+            "ORDER BY version",
+            resource_type,
+            id,
+        )
+        if rid is not None:
+            await conn.execute(_DELETE_INDEX_ROWS, rid)
+            await conn.execute("DELETE FROM resources WHERE rid = $1", rid)
+        await conn.execute("DELETE FROM history WHERE res_type = $1 AND res_id = $2", resource_type, id)
+        return sql.expunged_versions(versions)
+
+    async def naming(self, resource_type: str, texts: Sequence[str]) -> set[str]:
+        """The ``texts`` found in some stored version (history holds every version)."""
+        await self.flush()
+        found = set()
+        for text in set(texts):
+            if await self.conn.fetchval(
+                "SELECT 1 FROM history WHERE res_type = $1 AND position($2::bytea in content) > 0 LIMIT 1",
+                resource_type,
+                text.encode(),
+            ):
+                found.add(text)
+        return found
+
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
         await self.flush()
         p = Params(_DIALECT)
@@ -242,6 +283,7 @@ class PostgresResourceStore:
                 *sql.schema_statements(_DIALECT),
                 *sql.relation_schema_statements(_DIALECT),
                 *sql.geo_schema_statements(_DIALECT),
+                *sql.purge_schema_statements(),
             ]:
                 await conn.execute(stmt)
 
@@ -343,6 +385,19 @@ class PostgresResourceStore:
         p = Params(_DIALECT)
         text = sql.compile_compartment(p, patient_id, types, since_us, after_rid, limit)
         return [_row(r) for r in await self.pool.fetch(text, *p.args)]
+
+    async def filed_in(self, patient_id: str) -> list[StoredResource]:
+        p = Params(_DIALECT)
+        return [_row(r) for r in await self.pool.fetch(sql.compile_filed_in(p, patient_id), *p.args)]
+
+    async def referrers(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        out: dict[int, StoredResource] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 200):
+            p = Params(_DIALECT)
+            text = sql.compile_referrers(p, unique[start : start + 200])
+            out.update((r[0], _row(r)) for r in await self.pool.fetch(text, *p.args))
+        return [out[rid] for rid in sorted(out)]
 
     async def history(
         self,

@@ -814,3 +814,47 @@ def history_page(rows: Sequence[Sequence[Any]], count: int, cursor: str | None) 
     ]
     next_cursor = str(rows[count - 1][0]) if len(rows) > count > 0 else None
     return HistoryPage(entries, next_cursor)
+
+
+# --------------------------------------------------------------------------------------------
+# Expunge: the physical erasure at the end of a retention period (``domain/ens/purge.py``)
+# --------------------------------------------------------------------------------------------
+
+
+def purge_schema_statements() -> list[str]:
+    """The history's patient index, added by migration 0006: a purge finds every resource ever
+    filed in a record — deleted ones too, whose current row no longer names the patient — by
+    the ``patient`` of its versions, without reading the whole history."""
+    return ["CREATE INDEX IF NOT EXISTS history_patient ON history (patient)"]
+
+
+EXPUNGE_HISTORY_COLUMNS = "rid, res_type, res_id, version, last_updated, deleted, content, patient, method"
+
+
+def expunged_versions(rows: Sequence[Sequence[Any]]) -> list[StoredResource]:
+    """The erased versions (rows of EXPUNGE_HISTORY_COLUMNS, oldest first)."""
+    return [
+        StoredResource(r[1], r[2], r[3], r[4], bool(r[5]), bytes(r[6]), r[0], r[8], patient=r[7])
+        for r in rows
+    ]
+
+
+def compile_filed_in(p: Params, patient_id: str) -> str:
+    """Current rows of every resource filed in a patient's record at any version (the Patient's
+    own row names itself), through the ``patient`` indexes of ``resources`` and ``history``."""
+    who = p(patient_id)
+    return (
+        f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE rid IN ("
+        f"SELECT rid FROM resources WHERE patient = {who} "
+        f"UNION SELECT rid FROM history WHERE patient = {who}) ORDER BY rid"
+    )
+
+
+def compile_referrers(p: Params, keys: Sequence[tuple[str, str]]) -> str:
+    """Live resources pointing at any of ``keys`` through any reference parameter."""
+    ors = " OR ".join(f"(x.target_id = {p(i)} AND x.target_type = {p(t)})" for t, i in keys)
+    return (
+        f"SELECT {', '.join('r.' + c for c in RESOURCE_COLUMNS.split(', '))} FROM resources r "
+        f"WHERE r.deleted = {p.false()} AND r.rid IN (SELECT x.rid FROM idx_reference x WHERE {ors}) "
+        "ORDER BY r.rid"
+    )

@@ -56,6 +56,12 @@ class _SqliteTransaction:
     async def search_keys(self, query: SearchQuery, limit: int) -> list[ResourceKey]:
         return search_keys(self.conn, query, limit)
 
+    async def expunge(self, resource_type: str, id: str) -> list[StoredResource]:
+        return expunge(self.conn, resource_type, id)
+
+    async def naming(self, resource_type: str, texts: Sequence[str]) -> set[str]:
+        return naming(self.conn, resource_type, texts)
+
 
 def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
     """Write one new version inside the caller's transaction."""
@@ -94,6 +100,36 @@ def write_version(conn: sqlite3.Connection, op: WriteOp) -> None:
                 f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 rows,
             )
+
+
+def expunge(conn: sqlite3.Connection, resource_type: str, id: str) -> list[StoredResource]:
+    """Erase a resource, its versions and its index rows inside the caller's transaction."""
+    versions = conn.execute(
+        f"SELECT {sql.EXPUNGE_HISTORY_COLUMNS} FROM history WHERE res_type = ? AND res_id = ? ORDER BY version",
+        (resource_type, id),
+    ).fetchall()
+    row = conn.execute(
+        "SELECT rid FROM resources WHERE res_type = ? AND res_id = ?", (resource_type, id)
+    ).fetchone()
+    if row is not None:
+        for table in sql.INDEX_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE rid = ?", (row[0],))
+        conn.execute("DELETE FROM resources WHERE rid = ?", (row[0],))
+    conn.execute("DELETE FROM history WHERE res_type = ? AND res_id = ?", (resource_type, id))
+    return sql.expunged_versions(versions)
+
+
+def naming(conn: sqlite3.Connection, resource_type: str, texts: Sequence[str]) -> set[str]:
+    """The ``texts`` found in some stored version of a ``resource_type`` (history holds every
+    version, the current one included)."""
+    return {
+        text
+        for text in set(texts)
+        if conn.execute(
+            "SELECT 1 FROM history WHERE res_type = ? AND instr(content, ?) > 0 LIMIT 1",
+            (resource_type, text.encode()),
+        ).fetchone()
+    }
 
 
 def search_keys(conn: sqlite3.Connection, query: SearchQuery, limit: int) -> list[ResourceKey]:
@@ -139,6 +175,7 @@ class SqliteResourceStore:
                 *sql.schema_statements(_DIALECT),
                 *sql.relation_schema_statements(_DIALECT),
                 *sql.geo_schema_statements(_DIALECT),
+                *sql.purge_schema_statements(),
             ]:
                 self._writer.execute(stmt)
 
@@ -234,6 +271,19 @@ class SqliteResourceStore:
         p = Params(_DIALECT)
         text = sql.compile_compartment(p, patient_id, types, since_us, after_rid, limit)
         return [_row(r) for r in self._reader.execute(text, p.args).fetchall()]
+
+    async def filed_in(self, patient_id: str) -> list[StoredResource]:
+        p = Params(_DIALECT)
+        return [_row(r) for r in self._reader.execute(sql.compile_filed_in(p, patient_id), p.args).fetchall()]
+
+    async def referrers(self, keys: Sequence[ResourceKey]) -> list[StoredResource]:
+        out: dict[int, StoredResource] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 200):
+            p = Params(_DIALECT)
+            text = sql.compile_referrers(p, unique[start : start + 200])
+            out.update((r[0], _row(r)) for r in self._reader.execute(text, p.args).fetchall())
+        return [out[rid] for rid in sorted(out)]
 
     async def history(
         self,
