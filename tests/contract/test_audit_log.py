@@ -284,6 +284,19 @@ async def test_patient_history_leaves_out_the_named_agents(backend: Backend) -> 
     assert len((await log.list_for_patient("p1", count=50)).records) == 8
 
 
+async def test_patient_history_leaves_out_the_named_roles(backend: Backend) -> None:
+    """The platform's own processes stay in the trail but out of the person's default view; a
+    record without a role (an app, an older operator record) is never left out by role."""
+    log = backend.log
+    platform = [replace(entry("p1", i), agent="notifications", role="platform") for i in range(3)]
+    await log.append_now([entry("p1", 0), *platform, replace(entry("p1", 7), role=None), entry("p1", 9)])
+    page = await log.list_for_patient("p1", count=10, exclude_roles=["platform"])
+    assert [r.seq for r in page.records] == [6, 5, 1]
+    both = await log.list_for_patient("p1", count=10, exclude_roles=["platform"], exclude_agents=["x", "y"])
+    assert [r.seq for r in both.records] == [6, 5, 1]
+    assert len((await log.list_for_patient("p1", count=10)).records) == 6
+
+
 # -- checkpoints ---------------------------------------------------------------------------------
 
 

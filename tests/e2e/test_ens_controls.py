@@ -179,6 +179,18 @@ def test_the_person_sees_and_controls_who_sees_their_record(
     page.wait_for_url("**/historique?periode=7&qui=tous")
     assert "Vous" in page.locator("#table-historique").inner_text()
     assert_accessible(page, "access history, filtered")
+    # the platform's own processes (here the care team written by an operator) are left out of
+    # the default view, and shown, named as such, on demand
+    assert "Hygie : tests/e2e" in page.locator("#table-historique").inner_text()
+    page.goto(f"{hygie.base}/ens/controles/historique")
+    assert "Hygie :" not in page.locator("#table-historique").inner_text()
+    page.select_option("#qui", "plateforme")
+    page.locator("#filtres button[type=submit]").click()
+    page.wait_for_url("**/historique?periode=tout&qui=plateforme")
+    platform = page.locator("#table-historique").inner_text()
+    assert "Hygie : tests/e2e" in platform and "Traitement technique de la plateforme" in platform
+    assert "Anne COEUR" in platform and "Vous" not in platform
+    assert_accessible(page, "access history with the platform's processes")
 
     # "je ne reconnais pas cet accès": a reason is needed, then the case is opened and shown
     page.goto(f"{hygie.base}/ens/controles/historique")

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from hygie.domain.disputes import Dispute, DisputeStatus
 
 __all__ = [
+    "AGENT_ROLES",
     "GENESIS",
+    "PLATFORM_ROLE",
     "SYSTEM_PARTITION",
     "AccessLine",
     "Actor",
@@ -85,6 +87,10 @@ _OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _BALP_ENTITY = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
 _ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 _ACCESS_MODE = "https://mos.esante.gouv.fr/NOS/TRE_R248-ModeAcces/FHIR/TRE-R248-ModeAcces"
+# the role of the platform's own processes (loader, notifications, probes, purges): recorded like
+# anyone, and told apart from people and apps so that a person's history can set them aside
+AGENT_ROLES = "https://hygie.example/fhir/CodeSystem/audit-agent-role"
+PLATFORM_ROLE = "platform"
 _BALP_PROFILE = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
 
 # interaction -> (restful-interaction subtype, action, BALP profile, who sends the data)
@@ -367,6 +373,8 @@ def actor_of(caller: Caller, *, break_glass: bool = False) -> Actor:
         role = Coding(_TRE_G15, principal.profession)
     elif caller.kind in _KIND_ROLES:
         role = Coding(_ROLE_CODES, _KIND_ROLES[caller.kind])
+    elif caller.kind == "operator":
+        role = Coding(AGENT_ROLES, PLATFORM_ROLE, "Traitement technique de la plateforme")
     purposes = tuple(Coding(_ACT_REASON, p) for p in caller.purpose)
     return Actor(
         who=caller.identifier or caller.subject or caller.kind,
@@ -572,9 +580,11 @@ class AuditLog(Protocol):
         count: int = 50,
         cursor: str | None = None,
         exclude_agents: Sequence[str] = (),
+        exclude_roles: Sequence[str] = (),
     ) -> AuditPage:
         """The patient's records, newest first; ``cursor`` is the previous page's ``next_cursor``;
-        records made by one of ``exclude_agents`` (their ``agent``) are left out."""
+        records made by one of ``exclude_agents`` (their ``agent``) or in one of ``exclude_roles``
+        (their ``role`` code, e.g. :data:`PLATFORM_ROLE`) are left out."""
         ...
 
     async def checkpoint(self, signer: AuditSigner, now_us: int) -> list[Checkpoint]:

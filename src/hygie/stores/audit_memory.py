@@ -63,6 +63,7 @@ class MemoryAuditLog:
         count: int = 50,
         cursor: str | None = None,
         exclude_agents: Sequence[str] = (),
+        exclude_roles: Sequence[str] = (),
     ) -> AuditPage:
         chain = self.chains.get(patient_id.removeprefix("Patient/"), [])
         before = decode_cursor(cursor)
@@ -70,7 +71,7 @@ class MemoryAuditLog:
         out: list[AuditRecord] = []
         for record in reversed(chain[:end]):
             if (since_us is None or record.entry.recorded_us >= since_us) and (
-                record.entry.agent not in exclude_agents
+                record.entry.agent not in exclude_agents and (record.entry.role or "") not in exclude_roles
             ):
                 out.append(record)
                 if len(out) > count:

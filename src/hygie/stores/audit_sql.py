@@ -182,7 +182,11 @@ _UPDATE_DISPUTE = (
 
 
 def _page_query(
-    since_us: int | None, before_seq: int | None, count: int, exclude_agents: Sequence[str] = ()
+    since_us: int | None,
+    before_seq: int | None,
+    count: int,
+    exclude_agents: Sequence[str] = (),
+    exclude_roles: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     args: list[Any] = []
 
@@ -197,6 +201,9 @@ def _page_query(
         where += f" AND seq < {p(before_seq)}"
     if exclude_agents:
         where += f" AND agent NOT IN ({', '.join(p(a) for a in exclude_agents)})"
+    if exclude_roles:
+        # a record without a role (a person's own, an app's) is never left out by role
+        where += f" AND COALESCE(role, '') NOT IN ({', '.join(p(r) for r in exclude_roles)})"
     return (
         f"SELECT {_EVENT_COLUMNS} FROM audit_events WHERE {where} ORDER BY seq DESC LIMIT {int(count) + 1}",
         args,
@@ -484,8 +491,9 @@ class SqliteAuditLog:
         count: int = 50,
         cursor: str | None = None,
         exclude_agents: Sequence[str] = (),
+        exclude_roles: Sequence[str] = (),
     ) -> AuditPage:
-        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents)
+        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents, exclude_roles)
         args[0] = patient_id.removeprefix("Patient/")
         rows = self._reader.execute(_sqlite(text), args).fetchall()
         return page_of([_record(r) for r in rows], count)
@@ -662,8 +670,9 @@ class PostgresAuditLog:
         count: int = 50,
         cursor: str | None = None,
         exclude_agents: Sequence[str] = (),
+        exclude_roles: Sequence[str] = (),
     ) -> AuditPage:
-        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents)
+        text, args = _page_query(since_us, decode_cursor(cursor), count, exclude_agents, exclude_roles)
         args[0] = patient_id.removeprefix("Patient/")
         rows = await self.pool.fetch(text, *args)
         return page_of([_record(r) for r in rows], count)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from hygie.domain.audit import PLATFORM_ROLE
 from hygie.domain.french import FRENCH_MONTHS
 from hygie.domain.relations import REPRESENTATIVE_CODES, SPACE_CATEGORY
 from hygie.fhir.values import date_range
@@ -65,7 +66,18 @@ CLASS_LABELS = {
     "99": "documents techniques",
 }
 # TRE_G15 professions, and the roles of people who are not professionals
+# what the platform's own processes (operators, by their name in the trail) do, in words
+PLATFORM_PROCESSES = {
+    "notifications": "envoi des notifications",
+    "hygie demo": "chargement des données de démonstration",
+    "hygie import": "import de données",
+    "hygie alerte": "diffusion d’une alerte de santé publique",
+    "federation": "connexion par un service d’identification",
+    "store-probe": "contrôle des applications référencées",
+    "cli": "opération d’exploitation",
+}
 ROLE_LABELS = {
+    PLATFORM_ROLE: "Traitement technique de la plateforme",
     "10": "Médecin",
     "21": "Pharmacien",
     "26": "Audioprothésiste",
@@ -440,8 +452,12 @@ def history_line(event: dict[str, Any], names: dict[str, str] | None = None) -> 
     who_id = str(((requestor.get("who") or {}).get("identifier") or {}).get("value") or who_ref)
     who = names.get(who_id) or names.get(who_ref) or who_ref
     role_code = str(line.get("role") or "")
-    if not role_code and not who_id.startswith(("Patient/", "RelatedPerson/")):
-        # an operator or a backend service: no person, no profession
+    platform = role_code == PLATFORM_ROLE
+    if platform:
+        # one of the platform's own processes, named by what it does
+        who = f"Hygie : {PLATFORM_PROCESSES.get(who_id, who_id or 'traitement technique')}"
+    elif not role_code and not who_id.startswith(("Patient/", "RelatedPerson/")):
+        # an operator recorded before processes had a role, or a backend service: no person
         who = f"Service technique ({who})" if who else "Service technique"
     purposes = [p for p in str(line.get("purpose") or "").split(",") if p]
     modes = {
@@ -453,6 +469,8 @@ def history_line(event: dict[str, Any], names: dict[str, str] | None = None) -> 
     why = ", ".join(dict.fromkeys(PURPOSE_LABELS.get(p, p) for p in purposes)) or (
         "Vous-même ou une personne de confiance"
         if role_code in ("PAT", "GUARD", "CAREGIVER")
+        else "Fonctionnement du service"
+        if platform
         else "Non précisé"
     )
     recorded = parse_us(event.get("recorded")) or 0

@@ -142,8 +142,15 @@ async def access_history(service: FhirService, request: FhirRequest, patient_id:
     since = since_of(params.get("_since") or None)
     # "accesses by others": the caller names the agents to leave out (themselves, those acting for them)
     excluded = [v for k, v in request.query if k == "exclude-agent" and v][:20]
+    # and the kinds of agents to leave out (``platform``: the platform's own processes)
+    roles = [v for k, v in request.query if k == "exclude-role" and v][:20]
     page = await service.audit.list_for_patient(
-        patient_id, since_us=since, count=count, cursor=params.get("_cursor"), exclude_agents=excluded
+        patient_id,
+        since_us=since,
+        count=count,
+        cursor=params.get("_cursor"),
+        exclude_agents=excluded,
+        exclude_roles=roles,
     )
     base = f"{service.base_url}/Patient/{patient_id}/$access-history"
     kept = [(k, v) for k, v in request.query if k != "_cursor"]

@@ -28,6 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from hygie.auth.scopes import InvalidScope, parse_scopes
+from hygie.domain.audit import PLATFORM_ROLE
 from hygie.domain.ens.controls import (
     CLASS_LABELS,
     HistoryLine,
@@ -56,6 +57,12 @@ __all__ = ["routes"]
 
 _SHOWN_SHARE = "ens-share-shown"  # session id -> the last share code created (shown until it expires)
 _PERIODS = {"7": 7, "30": 30, "365": 365, "tout": None}
+# whose accesses the history shows (the ``qui`` parameter)
+WHO = {
+    "autres": "Les professionnels, mes proches et les applications",
+    "plateforme": "Les mêmes et les traitements techniques de la plateforme",
+    "tous": "Tout le monde, moi compris",
+}
 _PAGE = 20
 _DISPUTE_REASONS = {
     "inconnu": "Je ne connais pas ce professionnel",
@@ -118,14 +125,19 @@ async def _history_page(
     visitor: Visitor,
     *,
     since_days: int | None,
-    others_only: bool,
+    who: str,
     cursor: str | None,
     wanted: int,
 ) -> tuple[list[HistoryLine], str | None]:
     """Lines of the access history (newest first) and the cursor of the next page, if any.
 
+    ``who`` is a key of :data:`WHO`: by default the visitor's own accesses and the platform's
+    technical processes (notifications, probes, loading) are left out by the trail itself, so the
+    accesses of professionals, relatives and apps are not buried under them.
+
     Lines about documents the visitor may not see are left out (an adolescent's confidential
     document read by a professional is not shown to the parents)."""
+    others_only = who != "tous"
     visible = await _visible_documents(ens, visitor)
     params: list[tuple[str, str]] = [("_count", "50")]
     if since_days is not None:
@@ -140,6 +152,8 @@ async def _history_page(
         params += [
             ("exclude-agent", ref) for ref in {visitor.actor_ref, *(f"RelatedPerson/{r}" for r in related)}
         ]
+    if who == "autres":
+        params.append(("exclude-role", PLATFORM_ROLE))
     while True:
         query = [*params, *([("_cursor", following)] if following else [])]
         bundle = await ens.door.operation(
@@ -289,7 +303,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         history_refused = False
         try:
             recent, _following = await _history_page(
-                ens, visitor, since_days=None, others_only=True, cursor=None, wanted=5
+                ens, visitor, since_days=None, who="autres", cursor=None, wanted=5
             )
         except PortalError as error:
             if error.status not in (403, 404):
@@ -324,7 +338,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
         if period not in _PERIODS:
             period = "tout"
         who = request.query_params.get("qui", "autres")
-        if who not in ("autres", "tous"):
+        if who not in WHO:
             who = "autres"
         cursor = request.query_params.get("apres") or None
         if cursor is not None and not cursor.isdigit():
@@ -334,7 +348,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
                 ens,
                 visitor,
                 since_days=_PERIODS[period],
-                others_only=who == "autres",
+                who=who,
                 cursor=cursor,
                 wanted=_PAGE,
             )
@@ -357,6 +371,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
             lines=lines,
             period=period,
             who=who,
+            whos=list(WHO.items()),
             next_url=next_url,
             first_url=(
                 "/ens/controles/historique?" + urlencode({"periode": period, "qui": who}) if cursor else None

@@ -122,6 +122,25 @@ def test_a_history_line_in_plain_french() -> None:
     assert what_label(["Observation/a", "Observation/b"]) == "une mesure ou un résultat (et 1 autre)"
 
 
+def test_the_platforms_own_processes_are_named_by_what_they_do() -> None:
+    """A notification round reading the record is the platform at work, said so in words; an
+    operator recorded before processes had a role, or a backend service, stays a technical service."""
+    line = history_line(line_event("notifications", "platform", ["Communication/m"], purpose=""))
+    assert (line.who, line.role, line.why) == (
+        "Hygie : envoi des notifications",
+        "Traitement technique de la plateforme",
+        "Fonctionnement du service",
+    )
+    unknown = history_line(line_event("nightly-job", "platform", ["Observation/o"], purpose=""))
+    assert unknown.who == "Hygie : nightly-job"
+    older = history_line(line_event("hygie demo", None, ["Observation/o"], purpose=""))
+    assert (older.who, older.role, older.why) == (
+        "Service technique (hygie demo)",
+        "Service technique",
+        "Non précisé",
+    )
+
+
 def test_lines_about_documents_the_viewer_may_not_see_are_hidden() -> None:
     line = history_line(line_event("810001", "10", ["DocumentReference/secret"]))
     assert hidden_from_viewer(line, {"DocumentReference/shared"})
