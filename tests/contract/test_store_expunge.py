@@ -13,12 +13,12 @@ import base64
 from typing import Any
 
 import pytest
+from test_resource_store import NOW, T, delete, put
 
 from hygie.fhir.search import parse_search
 from hygie.ports import ResourceStore
 from hygie.stores.binaries import BinaryOffloadingStore
 from hygie.stores.files import MemoryBlobStore
-from test_resource_store import NOW, T, delete, put
 
 pytestmark = pytest.mark.anyio
 
