@@ -18,6 +18,7 @@ from rich.table import Table
 from hygie.alert_cli import alert_app
 from hygie.audit_cli import audit_app
 from hygie.config import load_settings
+from hygie.ens_cli import ens_app
 from hygie.store_cli import store_app
 
 if TYPE_CHECKING:
@@ -196,6 +197,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(alert_app, name="alerte")
+app.add_typer(ens_app, name="ens")
 app.add_typer(store_app, name="store")
 
 
