@@ -24,7 +24,9 @@ What closing does (see ``docs/guide/ens-espace.md``):
   documents the person added, their access rules (grants, blocks) and the access history;
 * **deleted** at once, for good: what the person entered themselves outside documents — their own
   measurements, the entries of their health notebook, their answers to questionnaires, the
-  messages they sent (:func:`own_entries`) — the "profil médical" and messaging part of a space.
+  messages they sent (:func:`own_entries`) — the "profil médical" and messaging part of a space;
+* **destroyed** at the end of the archive period: the whole record, physically
+  (``domain/ens/purge.py``, ``hygie ens purger``), the audit trail excepted.
 """
 
 from __future__ import annotations
