@@ -1,5 +1,6 @@
 """User accounts of the trust core: creation, login with lockout and rate limits, TOTP second
-factor, federated identities, password reset by e-mail link.
+factor, federated identities, password reset by e-mail link, and what the account holder manages
+themselves (change of password, second factor on and off, federated identities, recent sign-ins).
 
 Framework-free: the web layer calls :class:`AccountService` and turns its answers into pages.
 Everything is stored through the :class:`~hygie.ports.KeyValueStore` port:
@@ -18,7 +19,23 @@ kind                     key → value
 ``auth-totp-used``       ``account id#step`` → that step was used (``add``: used once)
 ``password-reset``       SHA-256 of the link token → ``{"account", "expires", "pw"}``
 ``password-reset-wait``  account id → a reset mail was sent less than a minute ago
+``auth-totp-enrol``      account id → ``{"secret", "until"}``, a second factor being turned on
+``account-sessions``     account id → ``{"generation"}``: browser sessions of another one ended
+``account-sign-ins``     account id → ``{"entries"}``, the last ten sign-ins (date and method)
 =======================  =====================================================================
+
+Self-service (the citizen's "Connexion et sécurité" page, ``web/ens/account.py``). Every change
+checks what the holder must prove first — the current password, a current code — against the
+same failure slots as sign-in (a stolen session cannot guess the password forever), then writes
+the account in one ``put``; nothing is written when a check fails. A change of password ends
+every other browser session of the account: the account's session *generation* is replaced, and
+the sign-in pages (``web/oauth.py``) drop a session made under another one. Each change is told
+to the person by e-mail through the outbox, without any secret in it (the login is the address,
+as for reset links). A second factor is turned on only once a code from the new secret is typed
+(the secret waits server-side meanwhile, and the code's step is marked used as at sign-in), and
+turned off only with the password and a current code. A federated identity the person removes is
+remembered as refused (``Account.refused_federated``), so the linking rules of
+``auth/federation.py`` do not link it again by the identity pivot until the person allows it.
 
 Counting without a compare-and-swap. The store has no atomic increment, only ``add`` (insert if
 absent). A counter of at most N is therefore N *slots*: an attempt must claim a free slot with
@@ -50,10 +67,12 @@ import secrets
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal, cast
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from hygie.auth import totp as otp
 from hygie.auth.passwords import (
@@ -74,18 +93,26 @@ def now_us() -> int:
 
 __all__ = [
     "MAX_FAILURES",
+    "SIGN_IN_METHODS",
     "Account",
     "AccountError",
     "AccountService",
     "DuplicateLogin",
     "FederatedIdentityTaken",
     "InvalidAccountData",
+    "InvalidCode",
     "InvalidResetLink",
+    "LastSignInMethod",
     "LoginResult",
     "LoginStatus",
     "PasswordRejected",
+    "SignIn",
+    "TooManyAttempts",
+    "TotpEnrolment",
     "UnknownAccount",
+    "WrongPassword",
     "normalise_login",
+    "session_generation",
 ]
 
 log = logging.getLogger("hygie.auth")
@@ -111,6 +138,8 @@ RESET_TTL_US = 30 * MINUTE_US
 RESET_COOLDOWN_US = 1 * MINUTE_US  # at most one reset mail a minute per account
 MAX_LOGIN_LENGTH = 254  # an e-mail address's maximum (RFC 5321)
 MAX_TOKEN_LENGTH = 128
+TOTP_ENROL_US = 15 * MINUTE_US  # time to scan the QR code and type a first code
+SIGN_INS_KEPT = 10
 
 K_ACCOUNT = "account"
 K_LOGIN = "account-login"
@@ -123,6 +152,16 @@ K_TOTP_STEP = "auth-totp-step"
 K_TOTP_USED = "auth-totp-used"
 K_RESET = "password-reset"
 K_RESET_WAIT = "password-reset-wait"
+K_TOTP_ENROL = "auth-totp-enrol"
+K_SESSIONS = "account-sessions"
+K_SIGN_INS = "account-sign-ins"
+
+# how a person signed in, as the recent sign-ins name it
+SIGN_IN_METHODS = {
+    "pwd": "Mot de passe",
+    "pwd+otp": "Mot de passe et code de vérification",
+    "fed": "Service d’identification",
+}
 
 MSG_INVALID = "Identifiant ou mot de passe incorrect."
 MSG_INVALID_CODE = "Code de vérification incorrect."
@@ -131,6 +170,10 @@ MSG_RATE_LIMITED = "Trop de tentatives de connexion. Réessayez dans quelques mi
 MSG_SECOND_FACTOR = "Saisissez le code à 6 chiffres de votre application d'authentification."
 MSG_OK = "Connexion réussie."
 MSG_RESET_INVALID = "Ce lien de réinitialisation n'est plus valable : demandez-en un nouveau."
+MSG_WRONG_PASSWORD = "Le mot de passe actuel est incorrect."
+MSG_CODE_REFUSED = "Ce code n’est pas valide ou a déjà servi : attendez le suivant et recommencez."
+MSG_ENROL_EXPIRED = "Le délai pour activer la double authentification est dépassé : recommencez."
+MSG_SAME_PASSWORD = "Choisissez un mot de passe différent du mot de passe actuel."
 
 RESET_SUBJECT = "Hygie : réinitialisation de votre mot de passe"
 RESET_BODY = """Bonjour,
@@ -142,6 +185,20 @@ Pour choisir un nouveau mot de passe, ouvrez ce lien dans les 30 minutes :
 
 Ce lien ne sert qu'une fois. Si vous n'êtes pas à l'origine de cette demande, ignorez ce
 message : votre mot de passe reste inchangé.
+
+— Hygie
+"""
+
+PARIS = ZoneInfo("Europe/Paris")
+SECURITY_BODY = """Bonjour,
+
+{what} le {when}.
+
+Si c'est vous, vous n'avez rien à faire.
+
+Si ce n'est pas vous, quelqu'un a peut-être accès à votre compte : réinitialisez votre mot
+de passe (lien « Mot de passe oublié ? » de la page de connexion), puis vérifiez la page
+« Connexion et sécurité » de votre espace santé.
 
 — Hygie
 """
@@ -182,6 +239,22 @@ class InvalidResetLink(AccountError):
     """The reset link is unknown, expired, already used, or its account changed meanwhile."""
 
 
+class WrongPassword(AccountError):
+    """The current password typed to confirm a change is not the account's."""
+
+
+class InvalidCode(AccountError):
+    """The second-factor code is not valid now, or was already used."""
+
+
+class TooManyAttempts(AccountError):
+    """Too many failed checks in a row: the account is locked for a while (as at sign-in)."""
+
+
+class LastSignInMethod(AccountError):
+    """Removing this would leave the account no way to sign in."""
+
+
 # -- values ---------------------------------------------------------------------------------------
 
 
@@ -206,10 +279,17 @@ class Account:
     # RelatedPerson ids this citizen acts as (a parent for a child, an aidant): bound by the
     # identity service, never by the person — the portal offers these spaces after sign-in
     related_ids: tuple[str, ...] = ()
+    # federated identities (iss, sub) the holder removed: not linked again automatically
+    refused_federated: tuple[tuple[str, str], ...] = ()
 
     @property
     def has_totp(self) -> bool:
         return self.totp_secret is not None
+
+    @property
+    def has_password(self) -> bool:
+        """False for an account that signs in only through a provider (no password hash)."""
+        return bool(self.password_hash)
 
     @property
     def active(self) -> bool:
@@ -228,6 +308,7 @@ class Account:
             "created": self.created,
             "status": self.status,
             "related_ids": list(self.related_ids),
+            "refused_federated": [list(pair) for pair in self.refused_federated],
         }
 
     @classmethod
@@ -244,7 +325,34 @@ class Account:
             created=int(record["created"]),
             status=cast(AccountStatus, record.get("status", "active")),
             related_ids=tuple(str(r) for r in record.get("related_ids", ())),
+            refused_federated=tuple((str(i), str(s)) for i, s in record.get("refused_federated", [])),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """One sign-in as the holder sees it: when (µs, UTC), how, and through which provider.
+
+    No address is kept: the page would have to show it, and an IP address says where a person
+    was."""
+
+    at: int
+    method: str  # a key of SIGN_IN_METHODS
+    via: str | None = None  # the provider's issuer for a federated sign-in
+
+    @property
+    def label(self) -> str:
+        return SIGN_IN_METHODS.get(self.method, self.method)
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrolment:
+    """A second factor being turned on: the secret (to type by hand) and its ``otpauth://`` URI
+    (the QR code); ``until`` (µs) is when it lapses if no code confirms it."""
+
+    secret: str = field(repr=False)
+    uri: str = field(repr=False)
+    until: int
 
 
 class LoginStatus(enum.StrEnum):
@@ -341,6 +449,18 @@ def _token_digest(token: str) -> str:
 
 def _system_clock() -> int:
     return now_us()
+
+
+def _french_moment(us: int) -> str:
+    moment = datetime.fromtimestamp(us / SECOND_US, PARIS)
+    return moment.strftime("%d/%m/%Y à %H:%M")
+
+
+async def session_generation(kv: KeyValueStore, account_id: str) -> str | None:
+    """The account's current session generation (None until a change ended its sessions): a
+    browser session made under another one is over (``web/oauth.py``)."""
+    record = await kv.get(K_SESSIONS, account_id)
+    return None if record is None else str(record.get("generation") or "") or None
 
 
 # -- the service ----------------------------------------------------------------------------------
@@ -473,7 +593,11 @@ class AccountService:
         if not claimed:
             raise FederatedIdentityTaken("Cette identité fédérée est déjà liée à un autre compte.")
         if (issuer, subject) not in account.federated:
-            account = replace(account, federated=(*account.federated, (issuer, subject)))
+            account = replace(
+                account,
+                federated=(*account.federated, (issuer, subject)),
+                refused_federated=tuple(p for p in account.refused_federated if p != (issuer, subject)),
+            )
             await self._save(account)
         return account
 
@@ -513,6 +637,229 @@ class AccountService:
         await self._save(account)
         log.info("account %s enabled", account_id)
         return account
+
+    # -- what the holder manages themselves ---------------------------------------------------------
+
+    async def _checked(
+        self, account: Account, check: Callable[[], Awaitable[bool]], error: AccountError
+    ) -> None:
+        """Run ``check`` under the sign-in failure slots: a failure counts towards the lockout
+        (raises ``error``, or :class:`TooManyAttempts` once locked); a success frees its slot."""
+        login_key = _login_key(account.login)
+        slot = await self._reserve_attempt(login_key)
+        if slot is None:
+            raise TooManyAttempts(_locked_message(await self._lock_remaining_s(login_key)))
+        keep_slot = False
+        try:
+            if not await check():
+                keep_slot = True
+                failed = await self._failed(login_key, error.messages[0])
+                if failed.status is LoginStatus.LOCKED:
+                    raise TooManyAttempts(failed.message)
+                raise error
+        finally:
+            if not keep_slot:
+                await self.kv.delete(K_FAILURE, slot)
+
+    async def _check_password(self, account: Account, password: str) -> None:
+        async def matches() -> bool:
+            if not account.has_password or not password:
+                return False
+            return await asyncio.to_thread(verify_password, account.password_hash, password)
+
+        await self._checked(account, matches, WrongPassword(MSG_WRONG_PASSWORD))
+
+    async def _active(self, account_id: str) -> Account:
+        account = await self._require(account_id)
+        if not account.active:
+            raise UnknownAccount("Compte inconnu.")
+        return account
+
+    async def _tell(self, account: Account, subject: str, what: str, event: str) -> None:
+        """An e-mail about a change of the account's security, without any secret in it."""
+        if "@" not in account.login:
+            return
+        await self.outbox.enqueue(
+            "email", account.login, subject, SECURITY_BODY.format(what=what, when=_french_moment(self.clock()))
+        )
+        log.info("account %s: told of %s by e-mail", account.id, event)
+
+    async def change_password(self, account_id: str, current: str, new_password: str) -> Account:
+        """The holder changes their password: the current one first (counted like a sign-in
+        failure when wrong), then the policy, and a new one unlike the current.
+
+        Raises :class:`WrongPassword`, :class:`TooManyAttempts` or :class:`PasswordRejected`
+        (nothing written). On success every browser session of the account ends (the caller
+        opens a new one for the person at hand: :meth:`end_sessions`), reset links die with the
+        old hash, and the person is told by e-mail."""
+        account = await self._active(account_id)
+        await self._check_password(account, current)
+        problems = check_password_policy(new_password, account.login)
+        if not problems and new_password == current:
+            problems = [MSG_SAME_PASSWORD]
+        if problems:
+            raise PasswordRejected(problems)
+        account = replace(account, password_hash=await asyncio.to_thread(hash_password, new_password))
+        await self._save(account)
+        await self._clear_failures(_login_key(account.login))
+        await self.end_sessions(account.id)
+        await self._tell(
+            account,
+            "Hygie : votre mot de passe a été changé",
+            "Le mot de passe de votre compte Hygie a été changé",
+            "password",
+        )
+        log.info("account %s: password changed by its holder", account.id)
+        return account
+
+    async def end_sessions(self, account_id: str) -> str:
+        """End every browser session of the account: a new session generation; sessions made
+        under the old one are refused from their next request. Returns the new generation."""
+        generation = secrets.token_urlsafe(16)
+        await self.kv.put(K_SESSIONS, account_id, {"generation": generation})
+        return generation
+
+    async def start_totp(self, account_id: str) -> TotpEnrolment:
+        """Begin turning the second factor on: a secret made here, kept 15 minutes until a code
+        confirms it (:meth:`confirm_totp`). The same secret is answered while it waits, so a
+        reload does not void a QR code already scanned."""
+        account = await self._active(account_id)
+        if account.has_totp:
+            raise InvalidAccountData("La double authentification est déjà activée sur votre compte.")
+        waiting = await self.pending_totp(account_id)
+        if waiting is not None:
+            return waiting
+        secret = otp.new_secret()
+        until = self.clock() + TOTP_ENROL_US
+        await self.kv.put(K_TOTP_ENROL, account_id, {"secret": secret, "until": until}, expires_us=until)
+        return TotpEnrolment(secret, otp.provisioning_uri(secret, account.login), until)
+
+    async def pending_totp(self, account_id: str) -> TotpEnrolment | None:
+        """The second factor waiting for its first code, if any (and not lapsed)."""
+        record = await self.kv.get(K_TOTP_ENROL, account_id)
+        account = await self.get(account_id)
+        if record is None or account is None or int(record.get("until", 0)) <= self.clock():
+            return None
+        secret = str(record["secret"])
+        return TotpEnrolment(secret, otp.provisioning_uri(secret, account.login), int(record["until"]))
+
+    async def confirm_totp(self, account_id: str, code: str) -> Account:
+        """Turn the second factor on with a first code of the waiting secret.
+
+        The code's step is marked used exactly as at sign-in (the same code cannot then sign
+        in). Raises :class:`InvalidCode` (the secret keeps waiting) or
+        :class:`InvalidAccountData` (nothing waits: lapsed, or already on)."""
+        account = await self._active(account_id)
+        if account.has_totp:
+            raise InvalidAccountData("La double authentification est déjà activée sur votre compte.")
+        waiting = await self.pending_totp(account_id)
+        if waiting is None:
+            raise InvalidAccountData(MSG_ENROL_EXPIRED)
+        if not await self._use_code(account_id, waiting.secret, code):
+            raise InvalidCode(MSG_CODE_REFUSED)
+        account = replace(account, totp_secret=waiting.secret)
+        await self._save(account)
+        await self.kv.delete(K_TOTP_ENROL, account_id)
+        await self._tell(
+            account,
+            "Hygie : double authentification activée",
+            "La double authentification (code à 6 chiffres) a été activée sur votre compte Hygie",
+            "totp-on",
+        )
+        log.info("account %s: second factor turned on by its holder", account.id)
+        return account
+
+    async def disable_totp(self, account_id: str, password: str, code: str) -> Account:
+        """Turn the second factor off: the password, then a current code (each failure counted
+        like a sign-in failure). Raises :class:`WrongPassword`, :class:`InvalidCode`,
+        :class:`TooManyAttempts` or :class:`InvalidAccountData` (it is not on)."""
+        account = await self._active(account_id)
+        secret = account.totp_secret
+        if secret is None:
+            raise InvalidAccountData("La double authentification n’est pas activée sur votre compte.")
+        await self._check_password(account, password)
+
+        async def code_ok() -> bool:
+            return await self._use_code(account_id, secret, code)
+
+        await self._checked(account, code_ok, InvalidCode(MSG_CODE_REFUSED))
+        account = replace(account, totp_secret=None)
+        await self._save(account)
+        await self._tell(
+            account,
+            "Hygie : double authentification désactivée",
+            "La double authentification a été désactivée sur votre compte Hygie",
+            "totp-off",
+        )
+        log.info("account %s: second factor turned off by its holder", account.id)
+        return account
+
+    async def unlink_federated(self, account_id: str, issuer: str, subject: str) -> Account:
+        """Remove a federated identity from the account, and refuse its automatic return.
+
+        Refused (:class:`LastSignInMethod`) when the account has no password and this is its
+        only identity: it could no longer sign in. The identity is remembered in
+        ``refused_federated`` so that the linking rules do not link it again by the identity
+        pivot (:meth:`allow_federated` lifts that)."""
+        account = await self._active(account_id)
+        pair = (issuer, subject)
+        if pair not in account.federated:
+            raise InvalidAccountData("Ce service d’identification n’est pas lié à votre compte.")
+        if not account.has_password and len(account.federated) == 1:
+            raise LastSignInMethod(
+                "C’est votre seul moyen de connexion : votre compte n’a pas de mot de passe. "
+                "Vous ne pouvez pas le retirer."
+            )
+        account = replace(
+            account,
+            federated=tuple(p for p in account.federated if p != pair),
+            refused_federated=(*(p for p in account.refused_federated if p != pair), pair),
+        )
+        await self._save(account)
+        key = json.dumps([issuer, subject])
+        held = await self.kv.get(K_FEDERATED, key)
+        if held is not None and held.get("id") == account_id:
+            await self.kv.delete(K_FEDERATED, key)
+        await self._tell(
+            account,
+            "Hygie : service d’identification retiré",
+            "Un service d’identification a été retiré de votre compte Hygie",
+            "federation-off",
+        )
+        log.info("account %s: federated identity removed by its holder", account.id)
+        return account
+
+    async def allow_federated(self, account_id: str, issuer: str, subject: str) -> Account:
+        """Let a refused identity be linked again (at its next sign-in, by the linking rules)."""
+        account = await self._active(account_id)
+        pair = (issuer, subject)
+        if pair not in account.refused_federated:
+            raise InvalidAccountData("Ce service d’identification n’a pas été retiré de votre compte.")
+        account = replace(account, refused_federated=tuple(p for p in account.refused_federated if p != pair))
+        await self._save(account)
+        return account
+
+    async def record_sign_in(self, account_id: str, method: str, *, via: str | None = None) -> None:
+        """Keep this sign-in among the account's last ten (date and method, no address).
+
+        One record per account, read then replaced: two sign-ins of the same account in the
+        same instant may keep only one of them — a history for the person, not an audit trail
+        (the audit trail records every access to health data)."""
+        record = await self.kv.get(K_SIGN_INS, account_id) or {"entries": []}
+        entry: dict[str, Any] = {"at": self.clock(), "method": method}
+        if via:
+            entry["via"] = via
+        entries = [*record.get("entries", []), entry][-SIGN_INS_KEPT:]
+        await self.kv.put(K_SIGN_INS, account_id, {"entries": entries})
+
+    async def sign_ins(self, account_id: str) -> list[SignIn]:
+        """The account's last sign-ins, the most recent first."""
+        record = await self.kv.get(K_SIGN_INS, account_id) or {"entries": []}
+        return [
+            SignIn(int(e["at"]), str(e["method"]), e.get("via"))
+            for e in reversed(record.get("entries", []))
+            if isinstance(e, dict) and "at" in e and "method" in e
+        ]
 
     # -- counting ---------------------------------------------------------------------------------
 
@@ -644,6 +991,7 @@ class AccountService:
                 await self.kv.put(K_MFA_PENDING, account.id, {"until": until}, expires_us=until)
                 return LoginResult(LoginStatus.SECOND_FACTOR, MSG_SECOND_FACTOR, account_id=account.id)
             await self._clear_failures(login_key)
+            await self.record_sign_in(account.id, "pwd")
             log.info("auth: account %s logged in", account.id)
             return LoginResult(LoginStatus.OK, MSG_OK, account_id=account.id)
         finally:
@@ -672,23 +1020,33 @@ class AccountService:
             return await self._locked(login_key)
         keep_slot = False
         try:
-            state = await self.kv.get(K_TOTP_STEP, account_id)
-            last = int(state["step"]) if state is not None else None
-            step = otp.verify(account.totp_secret, code, last_used_step=last, at=now / SECOND_US)
-            # A step is valid until one step after it ends (the window): its mark lives that long.
-            if step is None or not await self._claim(
-                K_TOTP_USED, f"{account_id}#{step}", (step + otp.WINDOW + 1) * otp.STEP_SECONDS * SECOND_US
-            ):
+            if not await self._use_code(account_id, account.totp_secret, code):
                 keep_slot = True
                 return await self._failed(login_key, MSG_INVALID_CODE)
-            await self.kv.put(K_TOTP_STEP, account_id, {"step": step if last is None else max(step, last)})
             await self.kv.delete(K_MFA_PENDING, account_id)
             await self._clear_failures(login_key)
+            await self.record_sign_in(account.id, "pwd+otp")
             log.info("auth: account %s logged in (second factor)", account.id)
             return LoginResult(LoginStatus.OK, MSG_OK, account_id=account.id)
         finally:
             if not keep_slot:
                 await self.kv.delete(K_FAILURE, slot)
+
+    async def _use_code(self, account_id: str, secret: str, code: str) -> bool:
+        """Whether ``code`` is valid now for ``secret`` and was never used on this account.
+
+        The step is claimed atomically (``add``) and remembered as the last one, so the same
+        code, or an older one, is refused even when submitted twice at once. A step is valid
+        until one step after it ends (the window): its mark lives that long."""
+        state = await self.kv.get(K_TOTP_STEP, account_id)
+        last = int(state["step"]) if state is not None else None
+        step = otp.verify(secret, code, last_used_step=last, at=self.clock() / SECOND_US)
+        if step is None or not await self._claim(
+            K_TOTP_USED, f"{account_id}#{step}", (step + otp.WINDOW + 1) * otp.STEP_SECONDS * SECOND_US
+        ):
+            return False
+        await self.kv.put(K_TOTP_STEP, account_id, {"step": step if last is None else max(step, last)})
+        return True
 
     # -- password reset ---------------------------------------------------------------------------
 

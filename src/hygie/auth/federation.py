@@ -54,7 +54,8 @@ Linking rules (:class:`FederatedAccounts`)
    ``urn:oid:1.2.250.1.71.4.2.1``; exactly one Practitioner, and exactly one active professional
    account linked to it.
 4. When rule 2 or 3 finds the account, ``(iss, sub)`` is linked to it, so the next sign-in uses
-   rule 1. Anything else is refused with a French message (:class:`FederationError`): there is no
+   rule 1 — unless the account's holder removed that identity ("Connexion et sécurité",
+   ``Account.refused_federated``): then the sign-in is refused until they allow it again. Anything else is refused with a French message (:class:`FederationError`): there is no
    account creation here, and no "closest match".
 
 The resulting :class:`~hygie.auth.server.Subject` is that of a local sign-in, with ``acr`` from
@@ -467,6 +468,11 @@ NO_ACCOUNT_PROFESSIONAL = (
     "Adressez-vous à l’administrateur de votre structure."
 )
 WRONG_KIND = "Ce service d’identification ne permet pas d’ouvrir ce type de compte."
+REFUSED_BY_HOLDER = (
+    "Vous avez retiré ce service d’identification de votre compte. Connectez-vous avec votre "
+    "identifiant et votre mot de passe ; vous pourrez l’autoriser à nouveau depuis la page "
+    "« Connexion et sécurité »."
+)
 _FEDERATION_CALLER = Caller.operator("federation")
 
 
@@ -482,6 +488,7 @@ class FederatedAccounts:
     ) -> Subject:
         """The signed-in subject: ``acr`` from the ID token, ``amr = ["fed"]``."""
         account = await self.resolve(provider, identity)
+        await self.accounts.record_sign_in(account.id, "fed", via=identity.issuer)
         return subject_of(account, auth_time_s=identity.auth_time or now_s, amr=("fed",), acr=identity.acr)
 
     async def resolve(self, provider: FederationProvider, identity: FederatedIdentity) -> Account:
@@ -501,6 +508,9 @@ class FederatedAccounts:
             account = await self._account_where(
                 "professional", "practitioner_id", practitioner_id, no_account
             )
+        if (identity.issuer, identity.subject) in account.refused_federated:
+            # the holder removed this identity from their account: not linked again behind their back
+            raise FederationError(REFUSED_BY_HOLDER, detail=f"account {account.id} refused this identity")
         try:
             return await self.accounts.link_federated(account.id, identity.issuer, identity.subject)
         except FederatedIdentityTaken as exc:  # linked meanwhile to another account
