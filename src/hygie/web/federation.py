@@ -1,14 +1,15 @@
 """HTTP side of federated sign-in: ``/federation/{provider}`` and ``/federation/{provider}/retour``.
 
-* ``GET /federation/{provider}?suite=…`` — sends the browser to the provider with ``state``,
-  ``nonce``, PKCE S256 and ``acr_values`` (``auth/federation.py``). What the return needs (nonce,
-  verifier, the pending authorization ``suite``) is kept server-side under the state for 10
-  minutes; the state is also put in a cookie (HttpOnly, SameSite=Lax, path ``/federation/``)
+* ``GET /federation/{provider}?suite=…&retour=…`` — sends the browser to the provider with
+  ``state``, ``nonce``, PKCE S256 and ``acr_values`` (``auth/federation.py``). What the return
+  needs (nonce, verifier, the pending authorization ``suite``, and ``retour``, the portal page
+  that asked for the sign-in — a local path only, ``local_path``) is kept server-side under the
+  state for 10 minutes, never in the browser's hands; the state is also put in a cookie (HttpOnly, SameSite=Lax, path ``/federation/``)
   so that a return in another browser is refused (login CSRF).
 * ``GET /federation/{provider}/retour`` — the state is taken once, the code exchanged and the
   ID token validated; the account is found by the linking rules; then the person is signed in
   exactly like a local sign-in (a new ``hygie_session``, back to the pending
-  ``/oauth/authorize``), with ``acr`` from the ID token and ``amr = ["fed"]``. Any failure
+  ``/oauth/authorize``, else to ``retour``, else to the person's portal), with ``acr`` from the ID token and ``amr = ["fed"]``. Any failure
   renders a French error page.
 
 Register the routes with :func:`federation_routes` (``web/app.py``).
@@ -27,7 +28,7 @@ from starlette.routing import Route
 
 from hygie.auth.federation import FederatedAccounts, FederationClient, FederationError, FederationProvider
 from hygie.bootstrap import Runtime, clock_us
-from hygie.web.oauth import OAuthWeb
+from hygie.web.oauth import OAuthWeb, local_path
 from hygie.web.pages import render
 from hygie.web.patient_picker import ServicePatientFinder
 
@@ -77,20 +78,27 @@ class FederationWeb:
         return f"{self.base_url}/federation/{provider.name}/retour"
 
     async def start(self, request: Request) -> Response:
-        """``GET /federation/{provider}?suite=…``: off to the provider."""
+        """``GET /federation/{provider}?suite=…&retour=…``: off to the provider."""
         provider = self.providers.get(request.path_params["provider"])
         if provider is None:
             return _error("Ce service d’identification n’est pas proposé.", status=404)
         suite = request.query_params.get("suite", "")
+        retour = local_path(request.query_params.get("retour", ""))
         try:
             begun = await self.clients[provider.name].start(self.redirect_uri(provider))
         except FederationError as error:
             log.warning("federation %s: start failed: %s", provider.name, error)
-            return _error(error.message, status=502, suite=suite)
+            return _error(error.message, status=502, suite=suite, retour=retour)
         await self.kv.put(
             _KV_KIND,
             begun.state,
-            {"provider": provider.name, "nonce": begun.nonce, "verifier": begun.verifier, "suite": suite},
+            {
+                "provider": provider.name,
+                "nonce": begun.nonce,
+                "verifier": begun.verifier,
+                "suite": suite,
+                "retour": retour,
+            },
             expires_us=self.clock() + STATE_TTL_US,
         )
         response = RedirectResponse(begun.url, status_code=303)
@@ -126,6 +134,8 @@ class FederationWeb:
                     status=400,
                 )
             )
+        suite = str(pending.get("suite") or "")
+        retour = local_path(str(pending.get("retour") or ""))
         try:
             identity = await self.clients[provider.name].finish(
                 params,
@@ -136,11 +146,11 @@ class FederationWeb:
             subject = await self.linking.subject(provider, identity, now_s=self.clock() // 1_000_000)
         except FederationError as error:
             log.warning("federation %s: sign-in refused: %s", provider.name, error)
-            return _forget(_error(error.message, status=403, suite=str(pending.get("suite") or "")))
+            return _forget(_error(error.message, status=403, suite=suite, retour=retour))
         log.info(
             "federation %s: account %s signed in (acr %s)", provider.name, subject.account_id, subject.acr
         )
-        return _forget(await self.oauth._signed_in(subject, str(pending.get("suite") or "")))
+        return _forget(await self.oauth._signed_in(subject, suite, retour))
 
 
 def federation_routes(runtime: Runtime, providers: Sequence[FederationProvider]) -> list[Route]:
@@ -155,13 +165,15 @@ def _forget(response: Response) -> Response:
     return response
 
 
-def _error(message: str, *, status: int, suite: str = "") -> Response:
-    """The French error page, with a link back to the sign-in page (and its pending request)."""
+def _error(message: str, *, status: int, suite: str = "", retour: str = "") -> Response:
+    """The French error page, with a link back to the sign-in page (and its pending request, or
+    the page that asked for the sign-in)."""
+    query = {k: v for k, v in (("suite", suite), ("retour", retour)) if v}
     return render(
         "message.html",
         status=status,
         title="Connexion impossible",
         heading="La connexion par un service d’identification a échoué",
         message=message,
-        back=f"/connexion?{urlencode({'suite': suite})}" if suite else "/connexion",
+        back=f"/connexion?{urlencode(query)}" if query else "/connexion",
     )

@@ -6,7 +6,10 @@ sign-in, second factor, patient choice (standalone launch by a professional) and
 screen where the person may accept only part of what an app asks.
 
 Every form carries a CSRF token bound to the session; the session cookie is HttpOnly,
-SameSite=Lax, and Secure when the issuer is https.
+SameSite=Lax, and Secure when the issuer is https. A signed-in session keeps the account's
+session generation (``auth/accounts.py`` ``session_generation``): when the holder changes their
+password the generation changes, and every other session of the account is over at its next
+request (:meth:`OAuthWeb.renew_session` gives the person at hand a new one).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from hygie.auth.accounts import session_generation
 from hygie.auth.errors import OAuthError
 from hygie.auth.scopes import ResourceScope, parse_scopes
 from hygie.auth.server import (
@@ -185,6 +189,12 @@ class OAuthWeb:
         if data is None:
             return None
         subject = subject_from_json(data["subject"]) if data.get("subject") else None
+        if subject is not None and data.get("generation") != await session_generation(
+            self.kv, subject.account_id
+        ):
+            # the account's sessions were ended (a change of password) after this one began
+            await self.kv.delete("session", sid)
+            return None
         return SessionData(sid, data["csrf"], subject, data.get("pending_account"))
 
     async def _new_session(self, subject: Subject | None, pending_account: str | None = None) -> SessionData:
@@ -193,8 +203,21 @@ class OAuthWeb:
         record: dict[str, Any] = {"csrf": csrf, "pending_account": pending_account, "subject": None}
         if subject is not None:
             record["subject"] = subject_to_json(subject)
+            record["generation"] = await session_generation(self.kv, subject.account_id)
         await self.kv.put("session", sid, record, expires_us=self.clock() + SESSION_TTL_US)
         return SessionData(sid, csrf, subject, pending_account)
+
+    async def renew_session(self, session: SessionData) -> SessionData:
+        """A new session for the same signed-in person, under the account's current generation,
+        the old one deleted: after the holder ended their sessions (a change of password), the
+        browser at hand stays signed in. Set its cookie with :meth:`set_cookie`."""
+        assert session.subject is not None
+        await self.kv.delete("session", session.session_id)
+        return await self._new_session(session.subject)
+
+    def set_cookie(self, response: Response, session: SessionData) -> Response:
+        """Put the session's cookie on ``response``."""
+        return self._set_cookie(response, session)
 
     def _set_cookie(self, response: Response, session: SessionData) -> Response:
         response.set_cookie(
