@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute
 
 from hygie.web.ens import (
+    account,
     agenda,
     alerts,
     carnet,
@@ -55,6 +56,7 @@ SECTIONS = (
     questionnaires,
     export,
     lifecycle,
+    account,
 )
 
 

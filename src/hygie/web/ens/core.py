@@ -83,6 +83,12 @@ NAV: tuple[NavItem, ...] = (
     NavItem(
         "/ens/mon-espace", "Mon espace", "fr-icon-settings-5-line", "Ouverture, fermeture et conservation"
     ),
+    NavItem(
+        "/ens/compte",
+        "Connexion et sécurité",
+        "fr-icon-shield-line",
+        "Mot de passe, double authentification, dernières connexions",
+    ),
 )
 
 

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["routes"]
 
 _HOME = "/ens/mon-espace"
-# what a closed space still opens: this section and the choice of space
-_OPEN_WHEN_CLOSED = (_HOME, "/ens/espace")
+# what a closed space still opens: this section, the choice of space, and how one signs in
+# ("Connexion et sécurité": the account's, not the space's)
+_OPEN_WHEN_CLOSED = (_HOME, "/ens/espace", "/ens/compte")
 
 
 def _runtime(ens: Ens) -> Runtime:
