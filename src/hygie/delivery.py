@@ -5,10 +5,11 @@ interval it
 
 1. finds the Communications written since the last round (the store's ``_lastUpdated`` index:
    ids and times only) and, for each one addressed to a patient by someone else
-   (``domain/ens/notifications.py``), reads it and the patient's contact details through the
-   FHIR service as the operator ``notifications`` — audited like any access — and enqueues an
-   e-mail and/or an SMS with no health content, once per message and channel (de-duplication
-   key), as the person chose;
+   (``domain/ens/notifications.py``), reads it and the contact details of whoever is told —
+   the person as they chose, and the legal representatives who run a minor's space
+   (:func:`~hygie.domain.ens.notifications.audience`) — through the FHIR service as the operator
+   ``notifications`` (audited like any access), and enqueues an e-mail and/or an SMS with no
+   health content, once per message and destination (de-duplication key);
 2. runs the personal-threshold watch over the patients of the Observations written since the
    last round (``domain/ens/vitals_watch.py``);
 3. hands the due messages of the outbox to the senders (:func:`~hygie.domain.outbox.deliver_pending`),
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hygie.domain.access import Caller
-from hygie.domain.ens.notifications import SUBJECT, destinations, email_text, notification_patient, sms_text
+from hygie.domain.ens.notifications import OPERATOR, hidden_from_representatives, notification_patient, tell
 from hygie.domain.outbox import FileSender, Sender, SmtpSender, deliver_pending
 from hygie.fhir.search import parse_search
 
@@ -99,8 +100,7 @@ class DeliveryWorker:
         self.senders = senders if senders is not None else senders_from(runtime.settings)
         self.door = Door(runtime.service)
         self.clock = clock_us
-        self.caller = Caller.operator("notifications")
-        self.portal_url = runtime.settings.base_url.rstrip("/") + "/ens/messages"
+        self.caller = Caller.operator(OPERATOR)
 
     async def notify_new_messages(self) -> int:
         """Enqueue the notifications of the Communications written since the last round."""
@@ -116,17 +116,17 @@ class DeliveryWorker:
             patient_id = notification_patient(message) if message else None
             sent = _us((message or {}).get("sent")) or row.last_updated
             if patient_id is not None and now - sent <= _FRESH_US:
-                patient = await self.door.read(self.caller, "Patient", patient_id)
-                for destination in destinations(patient or {}):
-                    body = email_text(self.portal_url) if destination.channel == "email" else sms_text()
-                    await outbox.enqueue(
-                        destination.channel,
-                        destination.address,
-                        SUBJECT,
-                        body,
-                        dedup_key=f"ens-message:{row.id}:{destination.channel}",
-                    )
-                    enqueued += 1
+                enqueued += await tell(
+                    self.door,
+                    outbox,
+                    patient_id,
+                    "message",
+                    row.id,
+                    now_us=now,
+                    majority_age=self.runtime.settings.majority_age,
+                    base_url=self.runtime.settings.base_url,
+                    hidden=hidden_from_representatives(message),
+                )
             await kv.put(_DONE_KIND, row.id, {"at": now}, expires_us=now + _DONE_TTL_US)
         await kv.put(_CURSOR_KIND, "Communication", {"since": latest})
         return enqueued
@@ -157,7 +157,15 @@ class DeliveryWorker:
         assert outbox is not None and accounts is not None
         rows, latest = await self._written_since("Observation", self.clock())
         patients = [row.patient for row in rows if row.patient]
-        watch = ThresholdWatch(self.door, kv, outbox, accounts, self.clock)
+        watch = ThresholdWatch(
+            self.door,
+            kv,
+            outbox,
+            accounts,
+            self.clock,
+            majority_age=self.runtime.settings.majority_age,
+            base_url=self.runtime.settings.base_url,
+        )
         crossed = await watch.sweep(self.caller, patients)
         await kv.put(_CURSOR_KIND, "Observation", {"since": latest})
         return crossed

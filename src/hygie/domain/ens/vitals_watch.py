@@ -15,10 +15,12 @@ write committed late is not missed), and runs:
   watched: the e-mail reaches someone who does not open the portal.
 
 A crossing becomes a FHIR ``Flag`` in the person's record (shown on the measures page until they
-dismiss it; ``flag-detail`` points to the Observation and the Goal) and one e-mail per account
-that set thresholds, through the durable outbox. E-mail is not a secure channel: it says that a
-measure crossed a threshold, never which value. Each crossing is claimed once (``kv.add``), so
-the page, the sweep and a double click never notify twice.
+dismiss it; ``flag-detail`` points to the Observation and the Goal) and a notification through
+the durable outbox to whoever the one recipient rule names (``domain/ens/notifications.py``):
+the person on the e-mail and/or mobile they chose, and the legal representatives who run a
+minor's space on theirs. E-mail and SMS are not secure channels: they say that a measure crossed
+a threshold, never which value. Each crossing is claimed once (``kv.add``), so the page, the
+sweep and a double click never notify twice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from hygie.domain.access import Caller
+from hygie.domain.ens.notifications import tell
 from hygie.domain.ens.vitals import (
     ENS_SYSTEM,
     MEASURES,
@@ -44,7 +47,8 @@ from hygie.ports import KeyValueStore
 
 __all__ = ["ALERT_CATEGORY", "ALERT_IDENTIFIER", "Notice", "ThresholdWatch"]
 
-WATCH_KIND: Final = "ens-vitals-watch"  # patient id -> {"since": lastUpdated, "accounts": [...]}
+# patient id -> {"since": lastUpdated, "accounts": [who set thresholds]}
+WATCH_KIND: Final = "ens-vitals-watch"
 CLAIM_KIND: Final = "ens-vitals-alert"  # alert identifier -> claimed once
 ALERT_IDENTIFIER: Final = "https://hygie.esante.example/fhir/NamingSystem/threshold-alert"
 ALERT_CATEGORY: Final = {
@@ -54,18 +58,11 @@ ALERT_CATEGORY: Final = {
 }
 FLAG_DETAIL: Final = "http://hl7.org/fhir/StructureDefinition/flag-detail"
 OVERLAP: Final = timedelta(minutes=10)
-SUBJECT: Final = "Une de vos mesures a franchi un seuil d’alerte"
-BODY: Final = (
-    "Bonjour,\n\n"
-    "Une nouvelle mesure enregistrée dans {where} a franchi l’un des seuils "
-    "d’alerte que vous avez choisis.\n\n"
-    "Pour la consulter, connectez-vous à votre espace santé, rubrique « Mesures ».\n\n"
-    "Ce message ne remplace pas un avis médical : en cas de doute, contactez votre médecin ; "
-    "en cas d’urgence, appelez le 15 (ou le 112).\n"
-)
 
 
 class _Records(Protocol):
+    async def read(self, caller: Caller, resource_type: str, id: str) -> dict[str, Any] | None: ...
+
     async def search(
         self, caller: Caller, resource_type: str, params: Sequence[tuple[str, str]] = (), *, limit: int = 1000
     ) -> list[dict[str, Any]]: ...
@@ -110,17 +107,26 @@ class ThresholdWatch:
         records: _Records,
         kv: KeyValueStore,
         outbox: Outbox,
-        accounts: _Accounts,
+        accounts: _Accounts | None,
         clock: Callable[[], int],
+        *,
+        majority_age: int = 18,
+        base_url: str | None = None,
     ) -> None:
+        """``accounts`` is no longer consulted (whom to tell is the recipient rule's); it stays so
+        that the portal's construction (``web/ens/vitals.py``) is unchanged. ``majority_age``:
+        ``HYGIE_MAJORITY_AGE``; ``base_url``: the public address the e-mail links to."""
         self.records = records
         self.kv = kv
         self.outbox = outbox
         self.accounts = accounts
         self.clock = clock
+        self.majority_age = majority_age
+        self.base_url = base_url
 
     async def follow(self, patient_id: str, account_id: str | None) -> None:
-        """Watch this person's new values from now on; ``account_id`` is told by e-mail."""
+        """Watch this person's new values from now on (``account_id``: who set the thresholds,
+        kept for the record — who is told of a crossing is the recipient rule's)."""
         record = await self.kv.get(WATCH_KIND, patient_id) or {"since": _iso(self.clock()), "accounts": []}
         if account_id and account_id not in record["accounts"]:
             record["accounts"] = [*record["accounts"], account_id]
@@ -206,21 +212,16 @@ class ThresholdWatch:
         except Exception:
             await self.kv.delete(CLAIM_KIND, f"{patient_id}|{key}")  # let the next pass try again
             raise
-        for account_id in record.get("accounts", []):
-            account = await self.accounts.get(str(account_id))
-            if account is None or not account.active or "@" not in account.login:
-                continue
-            await self.outbox.enqueue(
-                "email",
-                account.login,
-                SUBJECT,
-                BODY.format(
-                    where="votre espace santé"
-                    if getattr(account, "patient_id", None) == patient_id
-                    else "l’espace santé d’un de vos proches"
-                ),
-                dedup_key=f"ens-seuil:{patient_id}:{key}:{account_id}",
-            )
+        await tell(
+            self.records,
+            self.outbox,
+            patient_id,
+            "threshold",
+            f"{patient_id}:{key}",
+            now_us=self.clock(),
+            majority_age=self.majority_age,
+            base_url=self.base_url,
+        )
         return True
 
     async def notices(self, caller: Caller, patient_id: str) -> list[Notice]:

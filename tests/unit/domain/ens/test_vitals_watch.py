@@ -1,5 +1,6 @@
 """The threshold watch on a real FHIR service: a value an app sends that crosses a personal
-threshold becomes one Flag and one e-mail (without the value), however many passes run."""
+threshold becomes one Flag and one e-mail (without the value) to the contact point of the record
+(``domain/ens/notifications.py``), however many passes run."""
 
 from __future__ import annotations
 
@@ -32,7 +33,16 @@ def weight(patient: str, kg: float, when: datetime) -> dict[str, Any]:
 async def test_a_crossing_is_flagged_and_told_once(runtime: Runtime) -> None:
     door = Door(runtime.service)
     assert runtime.accounts is not None and runtime.outbox is not None
-    patient = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1980-01-01"}))["id"]
+    patient = (
+        await door.create(
+            OPERATOR,
+            {
+                "resourceType": "Patient",
+                "birthDate": "1980-01-01",
+                "telecom": [{"system": "email", "value": "claire@example.fr"}],
+            },
+        )
+    )["id"]
     account, _ = await runtime.accounts.create(
         "citizen", "claire@example.fr", "Un mot de passe solide 42", patient_id=patient
     )
@@ -85,7 +95,16 @@ async def test_the_background_delivery_catches_a_value_written_through_the_api(r
 
     door = Door(runtime.service)
     assert runtime.accounts is not None and runtime.outbox is not None
-    patient = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1980-01-01"}))["id"]
+    patient = (
+        await door.create(
+            OPERATOR,
+            {
+                "resourceType": "Patient",
+                "birthDate": "1980-01-01",
+                "telecom": [{"system": "email", "value": "paul@example.fr"}],
+            },
+        )
+    )["id"]
     other = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1981-01-01"}))["id"]
     account, _ = await runtime.accounts.create(
         "citizen", "paul@example.fr", "Un mot de passe solide 42", patient_id=patient
