@@ -304,10 +304,11 @@ def start_authorization(http: httpx.Client, fed: Federation) -> Started:
 
 
 def federated_sign_in(
-    http: httpx.Client, fed: Federation, provider: str, login: str, suite: str
+    http: httpx.Client, fed: Federation, provider: str, login: str, suite: str, retour: str | None = None
 ) -> httpx.Response:
     """``/federation/{provider}`` → provider → ``/federation/{provider}/retour``: Hygie's answer."""
-    r = http.get(f"{fed.base}/federation/{provider}", params={"suite": suite})
+    params = {"suite": suite} if retour is None else {"suite": suite, "retour": retour}
+    r = http.get(f"{fed.base}/federation/{provider}", params=params)
     assert r.status_code == 303
     url = r.headers["location"]
     issuer = fed.providers[provider].issuer
@@ -470,6 +471,58 @@ def test_a_return_without_its_state_cookie_is_refused(federation: Federation) ->
         page = http.get(f"{fed.base}/federation/inconnu")
         assert page.status_code == 404
         assert "n’est pas proposé" in page.text
+
+
+def test_a_sign_in_started_from_a_portal_page_comes_back_to_it(federation: Federation) -> None:
+    """``/ens/documents`` unsigned → ``/connexion?retour=…`` → the provider → ``/ens/documents``."""
+    fed = federation
+    with httpx.Client() as http:
+        asked = http.get(f"{fed.base}/ens/documents")
+        assert asked.status_code == 303
+        assert asked.headers["location"] == "/connexion?retour=%2Fens%2Fdocuments"
+        back = federated_sign_in(http, fed, "franceconnect", "claire", "", retour="/ens/documents")
+        assert back.status_code == 303
+        assert back.headers["location"] == "/ens/documents"
+        assert session_subject(http, fed)["account_id"] == fed.citizen_account
+        page = http.get(f"{fed.base}/ens/documents")
+        assert page.status_code == 200
+        assert "Documents" in page.text
+    # a return elsewhere than this site is not followed: the person's portal instead
+    for foreign in ("https://evil.example/ens", "//evil.example/ens", "/\\evil.example"):
+        with httpx.Client() as http:
+            back = federated_sign_in(http, fed, "franceconnect", "claire", "", retour=foreign)
+            assert back.status_code == 303
+            assert back.headers["location"] == "/ens"
+    # the pending authorization of an app comes first, as for a local sign-in
+    with httpx.Client() as http:
+        started = start_authorization(http, fed)
+        back = federated_sign_in(http, fed, "franceconnect", "claire", started.suite, retour="/ens/documents")
+        assert back.headers["location"].startswith("/oauth/authorize?")
+
+
+def test_an_identity_the_holder_removed_is_not_linked_again(federation: Federation) -> None:
+    fed = federation
+    accounts = fed.runtime.accounts
+    assert accounts is not None
+    issuer = fed.providers["franceconnect"].issuer
+    with httpx.Client() as http:  # linked (by the identity pivot, or already)
+        assert federated_sign_in(http, fed, "franceconnect", "claire", "").status_code == 303
+    fed.call(accounts.unlink_federated(fed.citizen_account, issuer, "claire"))
+    with httpx.Client() as http:
+        page = federated_sign_in(http, fed, "franceconnect", "claire", "", retour="/ens/compte")
+        assert page.status_code == 403
+        assert "Vous avez retiré ce service d’identification de votre compte" in page.text
+        assert "/connexion?retour=%2Fens%2Fcompte" in page.text  # back to the sign-in, same return
+        assert http.cookies.get("hygie_session") is None
+    assert fed.call(accounts.by_federated(issuer, "claire")) is None
+    fed.call(accounts.allow_federated(fed.citizen_account, issuer, "claire"))
+    with httpx.Client() as http:
+        back = federated_sign_in(http, fed, "franceconnect", "claire", "", retour="/ens/compte")
+        assert back.status_code == 303 and back.headers["location"] == "/ens/compte"
+    linked = fed.call(accounts.by_federated(issuer, "claire"))
+    assert linked is not None and linked.id == fed.citizen_account
+    methods = [(s.method, s.via) for s in fed.call(accounts.sign_ins(fed.citizen_account))]
+    assert methods[0] == ("fed", issuer)
 
 
 def test_the_id_token_nonce_and_audience_are_checked(federation: Federation) -> None:
