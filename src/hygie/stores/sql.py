@@ -627,10 +627,17 @@ def _driver(criteria: list[Criterion]) -> int | None:
 
 def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     conds = [f"{alias}.deleted = {p.false()}"]
-    if query.resource_type is not None:
-        conds.append(f"{alias}.res_type = {p(query.resource_type)}")
-    counter = [0]
     lead = _driver(query.criteria)
+    if query.resource_type is not None:
+        # With a driving criterion, SQLite must start from its rows (``rid IN (…)``, a rowid
+        # lookup each: a patient's few hundred) rather than walk every resource of the type
+        # through ``resources_type_updated`` and test each against the list — for one patient's
+        # weights on the demo data, 18,000 Observations walked, 270 searches/s instead of 930.
+        # Without statistics its planner prefers the type index; a unary ``+`` makes the type a
+        # plain filter. PostgreSQL plans from its statistics (and has no unary ``+`` on text).
+        plain = "+" if lead is not None and not p.pg else ""
+        conds.append(f"{plain}{alias}.res_type = {p(query.resource_type)}")
+    counter = [0]
     conds.extend(
         criterion_sql(p, c, alias, now_us, counter, query.restriction, driver=(i == lead))
         for i, c in enumerate(query.criteria)
