@@ -157,6 +157,15 @@ class ResourceStore(Protocol):
         """Live resources in the patient's compartment (the Patient itself included), by rid."""
         ...
 
+    async def lastn(
+        self, query: SearchQuery, *, group: str, by: str, per_group: int, now_us: int
+    ) -> list[StoredResource]:
+        """``$lastn``: the matches of ``query`` (its restriction applied before any ranking)
+        grouped by the smallest ``system|code`` of their ``group`` token parameter, the
+        ``per_group`` latest of each by their ``by`` date (latest instant; none last), newer rid
+        first on ties; groups in code order. Matches without a coded group are left out."""
+        ...
+
     async def history(
         self,
         resource_type: str | None,

@@ -105,6 +105,11 @@ def _resources() -> tuple[dict[str, Any], ...]:
                 {"name": name, "definition": f"{_HYGIE_OPERATIONS}MedicationRequest-{name}"}
                 for name in ("prescribe", "lookup", "dispense")
             ]
+        elif rtype == "Observation":
+            # the latest values of each code in one query (fhir/operations/lastn.py)
+            entry["operation"] = [
+                {"name": "lastn", "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn"}
+            ]
         out.append(entry)
     return tuple(out)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from hygie.fhir import bundles, capability, searching
-from hygie.fhir.operations import eprescription, everything, identity, masking, trust
+from hygie.fhir.operations import eprescription, everything, identity, lastn, masking, trust
 from hygie.fhir.operations import messaging as messaging_ops
 from hygie.fhir.outcome import InvalidRequest, NotFound, NotSupported
 from hygie.fhir.request import FhirRequest, FhirResponse
@@ -42,6 +42,7 @@ _TYPE_OPERATIONS: dict[tuple[str, str], tuple[tuple[str, ...], TypeOperation]] =
     ("MedicationRequest", "$prescribe"): (("POST",), eprescription.prescribe),
     ("MedicationRequest", "$lookup"): (("POST",), eprescription.lookup),
     ("MedicationRequest", "$dispense"): (("POST",), eprescription.dispense),
+    ("Observation", "$lastn"): (("GET", "POST"), lastn.lastn),
 }
 
 

@@ -166,6 +166,12 @@ class BinaryOffloadingStore:
     async def count(self, query: SearchQuery, *, now_us: int) -> int:
         return await self.inner.count(query, now_us=now_us)
 
+    async def lastn(
+        self, query: SearchQuery, *, group: str, by: str, per_group: int, now_us: int
+    ) -> list[StoredResource]:
+        found = await self.inner.lastn(query, group=group, by=by, per_group=per_group, now_us=now_us)
+        return await self._inflate_all(found)
+
     async def references_from(
         self, rids: Sequence[int], source_type: str, param: str, target_type: str | None
     ) -> list[ResourceKey]:

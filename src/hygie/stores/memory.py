@@ -803,6 +803,24 @@ class MemoryResourceStore:
             1 for r in self._matching(self._resources, query, now_us) if snapshot is None or r.rid <= snapshot
         )
 
+    async def lastn(
+        self, query: SearchQuery, *, group: str, by: str, per_group: int, now_us: int
+    ) -> list[StoredResource]:
+        """``sql.compile_lastn``'s twin: the group is the smallest ``system|code`` of the
+        resource's ``group`` tokens, the date its latest ``by`` instant, newest (then newest rid)
+        first, ``per_group`` kept per group, groups in code order."""
+        latest = SortKey(query.resource_type or "Resource", by, "date", True)
+        groups: dict[str, list[tuple[int, int, _Resource]]] = {}
+        for r in self._matching(self._resources, query, now_us):
+            codes = [f"{row[0] or ''}|{row[1]}" for row in r.rows("token", group) if row[1] is not None]
+            if codes:
+                groups.setdefault(min(codes), []).append((_sort_value(r, latest), r.rid, r))
+        out: list[StoredResource] = []
+        for key in sorted(groups):
+            ranked = sorted(groups[key], key=lambda item: (item[0], item[1]), reverse=True)
+            out.extend(r.stored() for _, _, r in ranked[:per_group])
+        return out
+
     async def references_from(
         self, rids: Sequence[int], source_type: str, param: str, target_type: str | None
     ) -> list[ResourceKey]:

@@ -337,6 +337,12 @@ class PostgresResourceStore:
         text, args = sql.compile_count(_DIALECT, query, cursor.snapshot if cursor else None, now_us)
         return int(await self.pool.fetchval(text, *args))
 
+    async def lastn(
+        self, query: SearchQuery, *, group: str, by: str, per_group: int, now_us: int
+    ) -> list[StoredResource]:
+        text, args = sql.compile_lastn(_DIALECT, query, group, by, per_group, now_us)
+        return [_row(r) for r in await self.pool.fetch(text, *args)]
+
     async def references_from(
         self, rids: Sequence[int], source_type: str, param: str, target_type: str | None
     ) -> list[ResourceKey]:

@@ -708,6 +708,43 @@ def compile_count(
     return f"SELECT COUNT(*) FROM resources r WHERE {where}", p.args
 
 
+def compile_lastn(
+    dialect: str, query: SearchQuery, group: str, by: str, per_group: int, now_us: int
+) -> tuple[str, list[Any]]:
+    """``$lastn``: the ``per_group`` newest matches of each group, in one SELECT.
+
+    The matches are those of the search (its criteria and the access restriction, so that a
+    refused row is never ranked); each gets its group — the smallest ``system|code`` of its
+    ``group`` token rows, through the ``(rid, param)`` index — and its date — the latest instant
+    of its ``by`` dates, as ``_sort=-date`` sorts — and ``ROW_NUMBER() OVER (PARTITION BY group
+    ORDER BY date DESC, rid DESC)`` keeps the first ``per_group`` of each. Rows without a coded
+    group are left out. The stored JSON is read for the kept rows only.
+    """
+    p = Params(dialect)
+    collate = ' COLLATE "C"' if p.pg else ""
+    where = _where(p, query, "r", now_us)
+    grp = (
+        f"(SELECT MIN(COALESCE(g.system, '') || '|' || g.code) FROM idx_token g "
+        f"WHERE g.rid = r.rid AND g.param = {p(group)} AND g.code IS NOT NULL)"
+    )
+    when = (
+        f"COALESCE((SELECT MAX(d.high) FROM idx_date d WHERE d.rid = r.rid AND d.param = {p(by)}), "
+        f"{p(DATE_MIN)})"
+    )
+    # materialised: each match's group and date are computed once, not once per reference
+    matches = f"SELECT r.rid, {grp} AS grp, {when} AS k FROM resources r WHERE {where}"
+    ranked = (
+        "SELECT m.rid, m.grp, m.k, ROW_NUMBER() OVER (PARTITION BY m.grp ORDER BY m.k DESC, m.rid DESC) AS n "
+        "FROM m WHERE m.grp IS NOT NULL"
+    )
+    sql = (
+        f"WITH m AS MATERIALIZED ({matches}) "
+        f"SELECT r.{RESOURCE_COLUMNS.replace(', ', ', r.')} FROM ({ranked}) w JOIN resources r ON r.rid = w.rid "
+        f"WHERE w.n <= {int(per_group)} ORDER BY w.grp{collate}, w.k DESC, w.rid DESC"
+    )
+    return sql, p.args
+
+
 def in_list(p: Params, values: Sequence[Any]) -> str:
     return ", ".join(p(v) for v in values)
 
