@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from hygie.domain.access import AccessRequest, Caller, Decision
+from hygie.domain.ens.notifications import portal_base, tell
 from hygie.domain.identity.fr_core import (
     EXT_BIRTH_PLACE,
     IDENTITY_ATTRIBUTE_SYSTEM,
@@ -1232,21 +1233,21 @@ async def declare_care(service: FhirService, request: FhirRequest, patient_id: s
         created = AccessRequest(caller, "create", "Encounter", encounter_id, patient_id, detail)
         request.audit.decisions.append(Decision(created, True, f"declared care relationship ({attestation})"))
         await tx.write(op)
-    email = _email_of(patient)
-    if email and services.outbox is not None:
-        await services.outbox.enqueue(
-            "email",
-            email,
-            "Un professionnel de santé déclare vous prendre en charge",
-            (
-                "Un professionnel de santé a déclaré une relation de soins avec vous "
-                f"({ATTESTATIONS[attestation]}). Elle lui ouvre votre dossier de santé"
-                + (f" jusqu'au {_french_date(expiry)}" if expiry else "")
-                + ". Si vous n'êtes pas à l'origine de cette prise en charge, consultez l'historique des accès "
-                "dans votre espace santé : vous pouvez y signaler un accès que vous ne reconnaissez pas et "
-                "bloquer un professionnel."
-            ),
-            dedup_key=f"declare-care:{encounter_id}",
+    if services.outbox is not None:
+        # the patient, and the legal representatives who run their space, as they chose
+        # (domain/ens/notifications.py: never the representative an adolescent keeps it from)
+        from hygie.web.portal.door import Door  # noqa: PLC0415 - the door only wraps this service
+
+        await tell(
+            Door(service),
+            services.outbox,
+            patient_id,
+            "care",
+            encounter_id,
+            now_us=service.clock(),
+            majority_age=service.limits.majority_age,
+            base_url=portal_base(service.base_url),
+            until=_french_date(expiry) or None,
         )
     body = [
         _value("declared", True),
@@ -1267,10 +1268,3 @@ def _french_date(micros: int | None) -> str:
     if micros is None:
         return ""
     return datetime.fromtimestamp(micros / 1_000_000, UTC).astimezone(PARIS).strftime("%d/%m/%Y")
-
-
-def _email_of(patient: Mapping[str, Any]) -> str | None:
-    for telecom in patient.get("telecom", []) or []:
-        if isinstance(telecom, dict) and telecom.get("system") == "email" and telecom.get("value"):
-            return str(telecom["value"])
-    return None

@@ -7,7 +7,8 @@
   (``$mark-received``: the sender sees "Lu le …"); a reply form;
 * ``/ens/messages/pieces/{id}`` — an attached file (the DocumentReference, read under the rules);
 * ``/ens/messages/{id}/fichiers/{n}`` — a file a professional's message carries;
-* ``/ens/messages/notifications`` — e-mail / SMS / none (``domain/ens/notifications.py``).
+* ``/ens/messages/notifications`` — e-mail / SMS / none, for every event the space tells
+  (``domain/ens/notifications.py``), and whether legal representatives are told too.
 """
 
 from __future__ import annotations
@@ -328,6 +329,20 @@ def routes(ens: Ens) -> list[BaseRoute]:
         if patient is None:
             raise PortalError(404, "Ce dossier n’existe pas ou n’est plus disponible.")
         email, mobile = notif.email_of(patient), notif.mobile_of(patient)
+        # while legal representatives run the space, they are told too (notifications.py's rule)
+        runtime = ens.services.get("runtime")
+        try:
+            related = await ens.door.search(
+                visitor.caller, "RelatedPerson", [("patient", visitor.patient_id)], limit=200
+            )
+        except PortalError:  # an aidant may not see the relatives: nothing to say then
+            related = []
+        representatives = notif.representing(
+            patient,
+            related,
+            majority_age=runtime.settings.majority_age if runtime is not None else 18,
+            now_us=ens.clock(),
+        )
         choices = {
             k: v
             for k, v in notif.CHOICES.items()
@@ -354,8 +369,10 @@ def routes(ens: Ens) -> list[BaseRoute]:
             visitor,
             "ens/messages/notifications.html",
             status=400 if errors else 200,
-            title="Être prévenu(e) des nouveaux messages",
+            title="Être prévenu(e)",
             choices=choices,
+            representatives=len(representatives),
+            acting_for=visitor.space.relation == "representative",
             chosen=notif.choice_of(patient),
             email=(email or {}).get("value"),
             mobile=(mobile or {}).get("value"),
