@@ -5,8 +5,8 @@
 * thresholds: weight around the person's last weight, blood pressure 140/90 at most;
 * nothing for a minor (a child's weight follows a growth curve, not fixed limits);
 * the person is watched (:class:`~hygie.domain.ens.vitals_watch.ThresholdWatch`), so the measures
-  page flags this morning's value the first time it is shown. Nobody is e-mailed until the
-  person saves thresholds from their own account (the demo does not know which account to tell).
+  page flags this morning's value the first time it is shown, and the person is told as the
+  notification rule says (``domain/ens/notifications.py``: their contact points, as they chose).
 
 Everything is written through the FHIR service as the operator ``hygie demo``, once: a second run
 finds the threshold Goal and adds nothing.
