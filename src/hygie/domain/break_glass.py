@@ -2,7 +2,8 @@
 
 A professional states a reason (from :data:`REASONS`) and a justification in their own words;
 the access opens for at most four hours (``MAX_HOURS``), unless the patient refused emergency
-access. Opening it notifies the patient (through the outbox), lands in the review queue of the
+access. Opening it notifies the patient and the legal representatives who run their space, as
+they chose (through the outbox; the caller says who they are: ``notify``), lands in the review queue of the
 professional's structure, and every access under it is audited as ``BTG`` with high severity
 (``domain/audit.py``). The open accesses of a professional feed
 :attr:`hygie.domain.policy.Principal.break_glass`.
@@ -11,12 +12,15 @@ professional's structure, and every access under it is audited as ``BTG`` with h
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hygie.domain.outbox import Outbox
 from hygie.ports import KeyValueStore
+
+if TYPE_CHECKING:
+    from hygie.domain.ens.notifications import Notice
 
 __all__ = ["MAX_HOURS", "REASONS", "BreakGlass", "BreakGlassRefused", "BreakGlassService"]
 
@@ -76,9 +80,14 @@ class BreakGlassService:
         justification: str,
         hours: float = MAX_HOURS,
         emergency_refused: bool,
-        notify_to: str | None,
+        notify: Callable[[BreakGlass], Awaitable[Sequence[Notice]]] | None = None,
     ) -> BreakGlass:
-        """Open an emergency access; refuses a bad reason, an empty justification, a refusal."""
+        """Open an emergency access; refuses a bad reason, an empty justification, a refusal.
+
+        ``notify`` gives, once the access is open, the notices that tell it — to the patient and
+        the legal representatives who run their space (``domain/ens/notifications.py``, event
+        ``emergency``: no reason, no justification, nothing about health) — and they go to the
+        outbox, de-duplicated per access and destination."""
         if reason not in REASONS:
             raise BreakGlassRefused("Choisissez le motif de l'accès en urgence dans la liste.", "reason")
         if len(justification.strip()) < 10:
@@ -108,19 +117,9 @@ class BreakGlassService:
         record = asdict(grant)
         await self.kv.put(_KIND, f"{practitioner}|{patient}|{grant.id}", record, expires_us=grant.expires_us)
         await self.kv.put(_REVIEW, f"{organization or '_'}|{grant.id}", record)
-        if notify_to:
-            await self.outbox.enqueue(
-                "email",
-                notify_to,
-                "Accès en urgence à votre dossier de santé",
-                (
-                    "Un professionnel de santé a ouvert votre dossier en situation d'urgence "
-                    f"({REASONS[reason].lower()}). Cet accès est tracé et prend fin au plus tard "
-                    f"{MAX_HOURS} heures après son ouverture. Vous pouvez consulter l'historique des accès "
-                    "dans votre espace santé et signaler un accès que vous ne reconnaissez pas."
-                ),
-                dedup_key=f"btg:{grant.id}",
-            )
+        if notify is not None:
+            for n in await notify(grant):
+                await self.outbox.enqueue(n.channel, n.to, n.subject, n.body, dedup_key=n.dedup_key)
         return grant
 
     async def open_for(self, practitioner: str) -> frozenset[str]:

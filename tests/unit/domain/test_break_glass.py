@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hygie.domain.break_glass import MAX_HOURS, BreakGlassRefused, BreakGlassService
+from hygie.domain.break_glass import MAX_HOURS, BreakGlass, BreakGlassRefused, BreakGlassService
+from hygie.domain.ens.notifications import Notice, Recipient, notices
 from hygie.domain.outbox import Outbox
 from hygie.stores.kv import MemoryKeyValueStore
 
@@ -31,6 +32,10 @@ def service(clock: Clock) -> tuple[BreakGlassService, Outbox]:
     return BreakGlassService(kv, outbox, clock), outbox
 
 
+async def _tell(grant: BreakGlass) -> list[Notice]:
+    return notices("emergency", grant.id, [Recipient("email", "claire@example.fr", "self")], base_url=None)
+
+
 def args(**extra: object) -> dict[str, object]:
     base: dict[str, object] = {
         "practitioner": "Practitioner/cardio",
@@ -39,7 +44,7 @@ def args(**extra: object) -> dict[str, object]:
         "reason": "PATIENT_INCONSCIENT",
         "justification": "Patiente inconsciente aux urgences, antécédents ?",
         "emergency_refused": False,
-        "notify_to": "claire@example.fr",
+        "notify": _tell,
     }
     base.update(extra)
     return base
@@ -55,6 +60,8 @@ async def test_open_notifies_queues_and_expires(
     pending = await outbox.pending()
     assert len(pending) == 1
     assert "urgence" in pending[0].subject
+    # the notice says nothing of why: the reason is the professional's, and may be about health
+    assert "inconscient" not in pending[0].body.lower()
     queue = await bg.review_queue("Organization/chu")
     assert [g.id for g in queue] == [grant.id]
     await bg.review("Organization/chu", grant.id, "justifie")

@@ -20,7 +20,7 @@ Every operation passes the access policy and leaves audit records, like any inte
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlencode
@@ -29,15 +29,16 @@ import orjson
 
 from hygie.domain.access import AccessRequest, Caller, Decision
 from hygie.domain.audit import access_line
-from hygie.domain.break_glass import MAX_HOURS, REASONS, BreakGlassRefused, BreakGlassService
+from hygie.domain.break_glass import MAX_HOURS, REASONS, BreakGlass, BreakGlassRefused, BreakGlassService
 from hygie.domain.disputes import DisputeConflict, DisputeError, open_dispute
+from hygie.domain.ens.notifications import Notice, audience, notices, portal_base
 from hygie.domain.policy import Principal, Target
 from hygie.fhir import resources as res
 from hygie.fhir.outcome import Forbidden, InvalidRequest, NotFound, Unprocessable
 from hygie.fhir.request import FhirRequest, FhirResponse
 from hygie.fhir.searching import since_of
 from hygie.fhir.targets import target_of
-from hygie.ports import KeyValueStore, StoredResource
+from hygie.ports import KeyValueStore
 
 if TYPE_CHECKING:
     from hygie.fhir.interactions import FhirService
@@ -257,11 +258,24 @@ async def dispute(service: FhirService, request: FhirRequest, event_id: str) -> 
 # -- break-glass ---------------------------------------------------------------------------------
 
 
-def _email_of(patient: StoredResource) -> str | None:
-    for telecom in orjson.loads(patient.content).get("telecom", []) or []:
-        if isinstance(telecom, dict) and telecom.get("system") == "email" and telecom.get("value"):
-            return str(telecom["value"])
-    return None
+def _teller(service: FhirService, patient_id: str) -> Callable[[BreakGlass], Awaitable[Sequence[Notice]]]:
+    """The notices of an emergency access: the one recipient rule (``domain/ens/notifications.py``),
+    its contact details read through the one door as the operator ``notifications``."""
+
+    async def tell(grant: BreakGlass) -> Sequence[Notice]:
+        from hygie.web.portal.door import Door  # noqa: PLC0415 - the door only wraps this service
+
+        told = await audience(
+            Door(service),
+            patient_id,
+            kind="emergency",
+            now_us=service.clock(),
+            majority_age=service.limits.majority_age,
+        )
+        hours = max(1, -(-(grant.expires_us - grant.opened_us) // 3_600_000_000))
+        return notices("emergency", grant.id, told, base_url=portal_base(service.base_url), hours=hours)
+
+    return tell
 
 
 async def break_glass(service: FhirService, request: FhirRequest, patient_id: str) -> FhirResponse:
@@ -293,7 +307,7 @@ async def break_glass(service: FhirService, request: FhirRequest, patient_id: st
             justification=str(params.get("justification") or ""),
             hours=hours,
             emergency_refused=refused,
-            notify_to=_email_of(stored),
+            notify=_teller(service, patient_id),
         )
     except BreakGlassRefused as exc:
         access = AccessRequest(caller, "operation", "Patient", patient_id, patient_id, "$break-glass")
