@@ -52,7 +52,7 @@ def test_on_a_phone_the_menu_folds_and_every_service_stays_one_tap_away(
     assert menu_button.is_visible()
     assert not page.locator("#navigation-ens").is_visible()  # folded behind "Menu"
     # without opening the menu, the tiles lead to every service
-    assert page.locator(".fr-tile a").count() == 14
+    assert page.locator(".fr-tile a").count() == 15
     assert_accessible(page, "ENS home on a phone")
     page.screenshot(path=str(shots / "ens-accueil-mobile.png"), full_page=False)
     menu_button.click()
