@@ -680,7 +680,10 @@ class AccountService:
         if "@" not in account.login:
             return
         await self.outbox.enqueue(
-            "email", account.login, subject, SECURITY_BODY.format(what=what, when=_french_moment(self.clock()))
+            "email",
+            account.login,
+            subject,
+            SECURITY_BODY.format(what=what, when=_french_moment(self.clock())),
         )
         log.info("account %s: told of %s by e-mail", account.id, event)
 
