@@ -106,12 +106,12 @@ def routes(bsp: Bsp) -> list[BaseRoute]:
         problems = _items("antecedent", await search("Condition"), active_only=True)
         treatments = _items("traitement", await search("MedicationRequest", ("status", "active")))
         treatments += _items("traitement", await search("MedicationStatement", ("status", "active")))
-        observations = await search(
-            "Observation",
-            ("code", search_codes(MEASURES.values())),
-            ("_sort", "-date"),
-            ("_count", "100"),
-            limit=100,
+        # each measure's latest value in one $lastn (the 100 latest Observations of every code
+        # mixed could hold none of a measure taken less often, as height is)
+        observations = await bsp.door.lastn(
+            visitor.caller,
+            [("patient", patient_id), ("code", search_codes(MEASURES.values()))],
+            per_code=5,
         )
         latest = []
         for measure in MEASURES.values():

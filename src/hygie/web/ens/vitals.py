@@ -116,20 +116,19 @@ def routes(ens: Ens) -> list[BaseRoute]:
         await watch.check(visitor.caller, visitor.patient_id)
         notices = await watch.notices(visitor.caller, visitor.patient_id)
         limits = await thresholds(visitor)
+        # every tile's latest value in one $lastn: the five latest of each code (an entered-in-
+        # error value may hide behind the first), then each measure's newest valid reading
+        latest = await ens.door.lastn(
+            visitor.caller,
+            [("patient", visitor.patient_id), ("code", rules.search_codes(rules.MEASURES.values()))],
+            per_code=5,
+        )
+        first = {m.key: rules.readings(m, latest, {}) for m in rules.MEASURES.values()}
+        newest = {found[-1].id for found in first.values() if found}
+        names = await with_professionals(visitor, [o for o in latest if str(o.get("id")) in newest])
         tiles: list[dict[str, Any]] = []
         for measure in rules.MEASURES.values():
-            latest = await ens.door.search(
-                visitor.caller,
-                "Observation",
-                [
-                    ("patient", visitor.patient_id),
-                    ("code", rules.search_codes([measure])),
-                    ("_sort", "-date"),
-                    ("_count", "5"),
-                ],
-                limit=5,
-            )
-            found = rules.readings(measure, latest, await with_professionals(visitor, latest[:1]))
+            found = rules.readings(measure, latest, names)
             last = found[-1] if found else None
             tiles.append(
                 {

@@ -174,6 +174,17 @@ class Door:
                 return matches[:limit], included
             path, query = _relative(following, self.service.base_url)
 
+    async def lastn(
+        self, caller: Caller, params: Sequence[tuple[str, str]], *, per_code: int = 1
+    ) -> list[dict[str, Any]]:
+        """``Observation/$lastn``: the latest ``per_code`` Observations of each code, in one query."""
+        bundle = await self.operation(caller, "GET", "Observation/$lastn", [*params, ("max", str(per_code))])
+        return [
+            entry.get("resource") or {}
+            for entry in bundle.get("entry", [])
+            if entry.get("search", {}).get("mode", "match") == "match"
+        ]
+
     async def create(self, caller: Caller, resource: dict[str, Any]) -> dict[str, Any]:
         response = await self.call(
             caller,
