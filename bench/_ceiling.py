@@ -222,6 +222,20 @@ def prepare_searches(
     return out
 
 
+def prepare_lastn(dialect: str, params: list[list[tuple[str, str]]]) -> list[PreparedSearch]:
+    """The one statement of ``Observation/$lastn`` for each query (``max`` among the params),
+    as ``fhir/operations/lastn.py`` has the store compile it."""
+    from hygie.fhir.operations.lastn import GROUP_PARAM, ORDER_PARAM, lastn_query  # noqa: PLC0415
+
+    now = time.time_ns() // 1000
+    out = []
+    for p in params:
+        query, per_code = lastn_query(p, max_count=1000)
+        text, args = sql.compile_lastn(dialect, query, GROUP_PARAM, ORDER_PARAM, per_code, now)
+        out.append(PreparedSearch(text, args, 1_000_000))  # no paging: never the snapshot query
+    return out
+
+
 def pg_searches(
     url: str,
     searches: list[PreparedSearch],

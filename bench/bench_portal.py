@@ -7,7 +7,7 @@ present), a real ``hygie serve`` runs, a demo person signs in over HTTP (the sig
 the professional, the second factor, as a browser does) and ``wrk`` requests each portal page
 with that session cookie. Beside each page:
 
-* the main FHIR search the page makes, requested through the API with a backend token (the
+* the main FHIR search (or operation) the page makes, requested through the API with a backend token (the
   FHIR layer alone, no HTML);
 * the raw database ceiling of that search: the same SQL the search compiler produces, run in a
   tight loop with no FHIR logic (``_ceiling.py``).
@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from rich.console import Console
 from hygie.bootstrap import open_runtime
 from hygie.config import load_settings
 from hygie.demo.loader import load_demo
+from hygie.domain.ens.vitals import MEASURES, search_codes
 from hygie.domain.geo import load_gazetteer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +51,7 @@ PASSWORD = "Hygie-demo-2026"
 
 _LYON = load_gazetteer().find("Lyon")[0]
 
-# page -> (label, the main FHIR search it makes: resource type and parameters, {p} = patient id)
+# page -> (label, the main FHIR search it makes: resource type (or Type/$operation) and parameters, {p} = patient id)
 PAGES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "/ens": ("accueil", "DocumentReference", [("patient", "{p}"), ("_sort", "-date"), ("_count", "3")]),
     "/ens/documents": (
@@ -57,10 +60,11 @@ PAGES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         [("patient", "{p}"), ("_sort", "-date"), ("_count", "20")],
     ),
     "/ens/carnet": ("carnet de santé", "AllergyIntolerance", [("patient", "{p}")]),
+    # one $lastn gives every tile its latest value (web/ens/vitals.py)
     "/ens/mesures": (
         "mesures",
-        "Observation",
-        [("patient", "{p}"), ("category", "vital-signs"), ("_sort", "-date"), ("_count", "20")],
+        "Observation/$lastn",
+        [("patient", "{p}"), ("code", search_codes(MEASURES.values())), ("max", "5")],
     ),
     "/ens/ordonnances": ("ordonnances", "MedicationRequest", [("patient", "{p}"), ("_count", "50")]),
     "/ens/agenda": ("agenda", "Appointment", [("patient", "{p}")]),
@@ -252,10 +256,12 @@ def run_database(
                 path=fhir_path(rtype, params, patient, gp),
                 token=server.token,
             )
-            searches = ceiling.prepare_searches(
-                "postgresql" if kind == "PostgreSQL" else "sqlite",
-                [[(k, v.format(p=patient, g=gp)) for k, v in params]],
-                rtype,
+            dialect = "postgresql" if kind == "PostgreSQL" else "sqlite"
+            filled = [[(k, v.format(p=patient, g=gp)) for k, v in params]]
+            searches = (
+                ceiling.prepare_lastn(dialect, filled)
+                if rtype == "Observation/$lastn"
+                else ceiling.prepare_searches(dialect, filled, rtype)
             )
             if kind == "PostgreSQL":
                 raw = ceiling.pg_searches(
@@ -313,7 +319,7 @@ def report(results: dict[str, Any], spec: PortalSpec) -> str:
         f"signed in through the sign-in form; `wrk` with the session cookie, "
         f"{results['connections']} connections, {results['seconds']:.0f} s per loop, one server worker.",
         "- Each page passes the access policy and writes its audit events for every FHIR interaction it makes"
-        " (ADR 0008). *API*: the page's main FHIR search through the API with a backend token. *DB ceiling*:"
+        " (ADR 0008). *API*: the page's main FHIR search (or operation) through the API with a backend token. *DB ceiling*:"
         " that search's SQL alone, in a tight loop.",
         "",
     ]
@@ -360,8 +366,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="LABEL",
+        help="measure only the page with this label (repeatable); the JSON is written, docs/benchmarks.md is not",
+    )
+    parser.add_argument(
+        "--pin",
+        metavar="REF",
+        help="serve the src/ of this commit (a pinned copy): others' work in progress in the tree stays out",
+    )
     args = parser.parse_args(argv)
+    if args.pin and not os.environ.get("HYGIE_BENCH_PINNED"):
+        src = infra.pin_sources(args.pin, OUT.resolve())
+        env = {**os.environ, "HYGIE_BENCH_PINNED": src.parent.name, "PYTHONPATH": str(src)}
+        infra.log(f"pinned the server's code to {args.pin}: {src}")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     spec = PORTALS[args.portal]
+    if args.only:
+        unknown = set(args.only) - {label for label, _, _ in spec.pages.values()}
+        if unknown:
+            parser.error(f"no page labelled {', '.join(sorted(unknown))}")
+        spec = dataclasses.replace(
+            spec, pages={k: v for k, v in spec.pages.items() if v[0] in set(args.only)}
+        )
     infra.ensure_wrk()
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -398,8 +427,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             infra.drop_pg_database(admin_url, "bench_portal")
     (OUT / f"portal-{spec.key}-{stamp}.json").write_text(json.dumps(results, indent=2))
-    write_doc(report(results, spec), spec)
-    infra.log(f"wrote docs/benchmarks.md and bench/out/portal-{spec.key}-{stamp}.json")
+    if args.only:
+        infra.log(
+            f"wrote bench/out/portal-{spec.key}-{stamp}.json (a partial run: docs/benchmarks.md untouched)"
+        )
+    else:
+        write_doc(report(results, spec), spec)
+        infra.log(f"wrote docs/benchmarks.md and bench/out/portal-{spec.key}-{stamp}.json")
     return 0
 
 
