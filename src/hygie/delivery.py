@@ -13,7 +13,10 @@ interval it
 2. runs the personal-threshold watch over the patients of the Observations written since the
    last round (``domain/ens/vitals_watch.py``);
 3. hands the due messages of the outbox to the senders (:func:`~hygie.domain.outbox.deliver_pending`),
-   which retries failures with a backoff.
+   which retries failures with a backoff;
+4. once a day (the first round of each UTC day, claimed in the shared key-value store so that one
+   process of several runs it), erases the records of closed spaces whose archive period has
+   ended (:func:`~hygie.domain.ens.purge.run_daily`, the same as ``hygie ens purger``).
 
 Senders come from the configuration (:func:`senders_from`): e-mail through SMTP when
 ``HYGIE_SMTP_HOST`` is set (``HYGIE_SMTP_PORT``, ``HYGIE_SMTP_FROM``, ``HYGIE_SMTP_STARTTLS``,
@@ -48,6 +51,7 @@ log = logging.getLogger("hygie.delivery")
 
 _CURSOR_KIND = "ens-notify-cursor"
 _DONE_KIND = "ens-notified"
+_PURGE_KIND = "ens-purge-day"  # the UTC day whose purge a process has claimed
 _SECOND_US = 1_000_000
 _OVERLAP_US = 60 * _SECOND_US  # writes commit out of order: look a minute back each round
 _FIRST_LOOK_US = 10 * 60 * _SECOND_US  # on first start, what was written in the last ten minutes
@@ -174,12 +178,35 @@ class DeliveryWorker:
         assert self.runtime.outbox is not None
         return await deliver_pending(self.runtime.outbox, self.senders)
 
+    async def purge_when_due(self) -> int:
+        """The day's purge of expired closed spaces, by the first process to claim the day;
+        the number of records erased (0 when another process has the day)."""
+        from hygie.domain.ens.lifecycle import SpaceRules  # noqa: PLC0415
+        from hygie.domain.ens.purge import run_daily  # noqa: PLC0415
+
+        now = self.clock()
+        day = datetime.fromtimestamp(now / _SECOND_US, UTC).date().isoformat()
+        if not await self.runtime.kv.add(_PURGE_KIND, day, {"at": now}, expires_us=now + _DONE_TTL_US):
+            return 0
+        settings = self.runtime.settings
+        report = await run_daily(
+            self.runtime.store,
+            self.runtime.audit,
+            self.clock,
+            SpaceRules(opt_out_days=settings.ens_opt_out_days, archive_years=settings.ens_archive_years),
+            server=self.runtime.service.server,
+        )
+        return len(report.purged)
+
     async def round(self) -> None:
         notified = await self.notify_new_messages()
         notified += await self.watch_thresholds()
         sent, failed = await self.deliver()
         if notified or sent or failed:
             log.info("delivery: %d notifications queued, %d sent, %d failed", notified, sent, failed)
+        purged = await self.purge_when_due()
+        if purged:
+            log.info("purge: %d closed health spaces erased at the end of their archive period", purged)
 
     async def run(self, interval: float) -> None:
         """Rounds forever, ``interval`` seconds apart; a failing round is logged, not fatal."""

@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from hygie.bootstrap import Runtime
+from hygie.delivery import DeliveryWorker
 from hygie.domain.audit import verify_chain
 from hygie.domain.ens.lifecycle import SpaceRules, closing_consent, reopening_consent, state_of
 from hygie.domain.ens.purge import PURGE_REASON, purge_expired
@@ -156,3 +157,25 @@ async def test_the_record_is_erased_at_the_end_of_the_archive_period(
 
     again = await purge_expired(store, runtime.audit, now_us=AFTER, rules=RULES)
     assert again.spaces == []
+
+
+async def test_the_background_worker_purges_once_a_day(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """The delivery worker's round runs the day's purge in the first process to claim the day;
+    another round (or another process) the same day leaves it, the next day runs again."""
+    await person(client, "lea")
+    await document(client, "lea", b"%PDF compte rendu")
+    await close(client, "lea", CLOSED_AT)
+    worker = DeliveryWorker(runtime, senders={})
+    now = [AFTER]
+    worker.clock = lambda: now[0]
+    other = DeliveryWorker(runtime, senders={})
+    other.clock = worker.clock
+    assert await worker.purge_when_due() == 1
+    assert (await client.get("/fhir/Patient/lea")).status_code == 404
+    await person(client, "paul")
+    await close(client, "paul", CLOSED_AT)
+    assert await other.purge_when_due() == 0  # the day is taken
+    assert (await client.get("/fhir/Patient/paul")).status_code == 200
+    now[0] += 86_400 * 1_000_000
+    assert await other.purge_when_due() == 1
+    assert (await client.get("/fhir/Patient/paul")).status_code == 404
