@@ -1118,6 +1118,8 @@ class AccountService:
         account = replace(account, password_hash=new_hash)
         await self._save(account)
         await self._clear_failures(_login_key(account.login))
+        # whoever knew the old password is signed out everywhere, as after a change
+        await self.end_sessions(account.id)
         log.info("auth: account %s: password reset through a link", account.id)
         return account
 

@@ -70,3 +70,11 @@ class AccountSignIn:
         if account is None:
             return None
         return subject_of(account, auth_time_s=self.clock() // 1_000_000, amr=("pwd", "otp"))
+
+    async def start_password_reset(self, login: str, base_url: str) -> None:
+        """The "forgotten password" link by e-mail (:meth:`AccountService.start_password_reset`)."""
+        await self.accounts.start_password_reset(login, base_url)
+
+    async def complete_password_reset(self, token: str, new_password: str) -> None:
+        """A new password through that link (raises ``PasswordRejected`` / ``InvalidResetLink``)."""
+        await self.accounts.complete_password_reset(token, new_password)

@@ -25,8 +25,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from hygie.auth.accounts import session_generation
+from hygie.auth.accounts import InvalidResetLink, PasswordRejected, session_generation
 from hygie.auth.errors import OAuthError
+from hygie.auth.passwords import MIN_LENGTH
 from hygie.auth.scopes import ResourceScope, parse_scopes
 from hygie.auth.server import (
     AuthorizationServer,
@@ -68,6 +69,10 @@ class Accounts(Protocol):
     async def login(self, login: str, password: str, client_ip: str) -> LoginOutcome: ...
 
     async def second_factor(self, account_id: str, code: str) -> Subject | None: ...
+
+    async def start_password_reset(self, login: str, base_url: str) -> None: ...
+
+    async def complete_password_reset(self, token: str, new_password: str) -> None: ...
 
 
 class PatientFinder(Protocol):
@@ -166,6 +171,8 @@ class OAuthWeb:
             Route("/oauth/logout", self.logout, methods=["GET", "POST"]),
             Route("/connexion", self.login_page, methods=["GET", "POST"]),
             Route("/connexion/code", self.second_factor_page, methods=["POST"]),
+            Route("/compte/mot-de-passe-oublie", self.forgotten_password, methods=["GET", "POST"]),
+            Route("/compte/reinitialiser", self.reset_password, methods=["GET", "POST"]),
         ]
 
     # -- discovery ---------------------------------------------------------------------------------
@@ -537,6 +544,111 @@ class OAuthWeb:
             )
         assert outcome.subject is not None
         return await self._signed_in(outcome.subject, suite, retour)
+
+    # -- forgotten password ------------------------------------------------------------------------
+
+    async def forgotten_password(self, request: Request) -> Response:
+        """``/compte/mot-de-passe-oublie``: the login, then the same neutral answer whether an
+        account exists or not (:meth:`Accounts.start_password_reset` sends the link)."""
+        session = await self._ensure_session(request)
+        if request.method == "GET":
+            return self._set_cookie(
+                render("mot_de_passe_oublie.html", title="Mot de passe oublié", csrf=session.csrf, login=""),
+                session,
+            )
+        form = await self._form(request)
+        current = await self.session(request)
+        if current is None or not secrets.compare_digest(form.get("csrf", ""), current.csrf):
+            return _expired()
+        login = form.get("identifiant", "").strip()
+        if not login:
+            return self._set_cookie(
+                render(
+                    "mot_de_passe_oublie.html",
+                    status=422,
+                    title="Mot de passe oublié",
+                    csrf=current.csrf,
+                    login=login,
+                    error="Saisissez l’adresse électronique de votre compte.",
+                ),
+                current,
+            )
+        await self.accounts.start_password_reset(login[:320], self.server.issuer)
+        return render(
+            "message.html",
+            title="Lien envoyé",
+            heading="Consultez votre messagerie",
+            message=(
+                "Si un compte existe pour cette adresse, un courriel vient de lui être envoyé avec un lien "
+                "pour choisir un nouveau mot de passe. Le lien est valable 30 minutes et ne sert qu’une fois. "
+                "Rien reçu ? Vérifiez les courriers indésirables, ou recommencez dans une minute."
+            ),
+            back="/connexion",
+        )
+
+    async def reset_password(self, request: Request) -> Response:
+        """``/compte/reinitialiser?jeton=…``: a new password through the link of the e-mail; a
+        password the rules refuse keeps the link usable, anything else wrong with it says so."""
+        session = await self._ensure_session(request)
+        if request.method == "GET":
+            return self._set_cookie(
+                render(
+                    "reinitialiser.html",
+                    title="Nouveau mot de passe",
+                    csrf=session.csrf,
+                    jeton=request.query_params.get("jeton", "")[:200],
+                    min_length=MIN_LENGTH,
+                    errors={},
+                ),
+                session,
+            )
+        form = await self._form(request)
+        current = await self.session(request)
+        if current is None or not secrets.compare_digest(form.get("csrf", ""), current.csrf):
+            return _expired()
+        token = form.get("jeton", "")[:200]
+        password = form.get("nouveau_mot_de_passe", "")
+        errors: dict[str, str] = {}
+        if not password:
+            errors["nouveau_mot_de_passe"] = "Choisissez un nouveau mot de passe."
+        elif password != form.get("confirmation", ""):
+            errors["confirmation"] = "Les deux mots de passe ne sont pas identiques."
+        if not errors:
+            try:
+                await self.accounts.complete_password_reset(token, password)
+            except PasswordRejected as error:
+                errors["nouveau_mot_de_passe"] = " ".join(error.messages)
+            except InvalidResetLink as error:
+                return render(
+                    "message.html",
+                    status=400,
+                    title="Lien expiré",
+                    heading="Ce lien ne fonctionne plus",
+                    message=" ".join(error.messages)
+                    + " Demandez un nouveau lien depuis « Mot de passe oublié ? ».",
+                    back="/compte/mot-de-passe-oublie",
+                )
+        if errors:
+            return self._set_cookie(
+                render(
+                    "reinitialiser.html",
+                    status=422,
+                    title="Nouveau mot de passe",
+                    csrf=current.csrf,
+                    jeton=token,
+                    min_length=MIN_LENGTH,
+                    errors=errors,
+                ),
+                current,
+            )
+        return render(
+            "message.html",
+            title="Mot de passe changé",
+            heading="Votre mot de passe est changé",
+            message="Vous pouvez vous connecter avec votre nouveau mot de passe. "
+            "Vos autres connexions en cours ont été fermées.",
+            back="/connexion",
+        )
 
     async def second_factor_page(self, request: Request) -> Response:
         form = await self._form(request)
