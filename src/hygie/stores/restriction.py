@@ -59,26 +59,38 @@ def _covering_grant(p: Params, actors: str | frozenset[str], alias: str, now_us:
     )
 
 
-def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_us: int) -> str | None:
-    """A condition on ``alias`` (a ``resources`` row), or None when nothing is restricted."""
+def restriction_sql(
+    p: Params, restriction: SearchRestriction, alias: str, now_us: int, *, driven: bool = False
+) -> str | None:
+    """A condition on ``alias`` (a ``resources`` row), or None when nothing is restricted.
+
+    ``driven``: another criterion already selects a few candidate rows (a patient's reference
+    list, ``sql._driver``); on SQLite the restriction must then only filter them. Its patient
+    column is written ``+alias.patient``, so that the planner does not walk the patient's whole
+    partition through ``resources_patient`` instead (every type of their record, for their
+    Observations), and a label exclusion probes each candidate's tokens through
+    ``idx_token_rid`` instead of listing every labelled resource of the database.
+    """
     if restriction.nothing:
         return "1 = 0"
+    sqlite_driven = driven and not p.pg
+    patient = f"+{alias}.patient" if sqlite_driven else f"{alias}.patient"
     conds: list[str] = []
     members: list[str] = []
     if restriction.patients is not None:
         members.append(
-            f"{alias}.patient IN ({_list(p, restriction.patients)})" if restriction.patients else "1 = 0"
+            f"{patient} IN ({_list(p, restriction.patients)})" if restriction.patients else "1 = 0"
         )
     if restriction.relation_actor is not None:
         kinds = restriction.relation_kinds or frozenset({"care_team"})
         # a professional's relations and their structure's (SearchRestriction.actor_structure)
         actors = restriction.with_structure(restriction.relation_actor)
-        members.append(f"{alias}.patient IN ({_live_relation(p, actors, kinds, now_us)})")
+        members.append(f"{patient} IN ({_live_relation(p, actors, kinds, now_us)})")
     if members:
         if restriction.extra_patients:
-            members.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
+            members.append(f"{patient} IN ({_list(p, restriction.extra_patients)})")
         if restriction.outside_compartments:
-            members.append(f"{alias}.patient IS NULL")
+            members.append(f"{patient} IS NULL")
         conds.append("(" + " OR ".join(members) + ")")
     if restriction.blocked_for_actor is not None:
         # a block of the professional or of their structure
@@ -86,17 +98,22 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         blocked = _live_relation(p, blocked_actors, frozenset({"block"}), now_us)
         # a closed health space is a relation of everyone ("*") to its patient
         closed = _live_relation(p, "*", frozenset({"space_closed"}), now_us)
-        conds.append(
-            f"({alias}.patient IS NULL OR ({alias}.patient NOT IN ({blocked}) "
-            f"AND {alias}.patient NOT IN ({closed})))"
-        )
+        conds.append(f"({patient} IS NULL OR ({patient} NOT IN ({blocked}) AND {patient} NOT IN ({closed})))")
     if restriction.exclude_labels:
         # labels in meta.security (_security) or, on documents, DocumentReference.securityLabel
         labelled = (
             f"SELECT rid FROM idx_token WHERE param IN ({p('_security')}, {p('security-label')}) "
             f"AND code IN ({_list(p, restriction.exclude_labels)})"
         )
-        keep = [f"{alias}.rid NOT IN ({labelled})"]
+        if sqlite_driven:
+            probe = (
+                f"SELECT 1 FROM idx_token l WHERE l.rid = {alias}.rid "
+                f"AND l.param IN ({p('_security')}, {p('security-label')}) "
+                f"AND l.code IN ({_list(p, restriction.exclude_labels)})"
+            )
+            keep = [f"NOT EXISTS ({probe})"]
+        else:
+            keep = [f"{alias}.rid NOT IN ({labelled})"]
         if restriction.unless_author and "/" in restriction.unless_author:
             rtype, _, rid = restriction.unless_author.partition("/")
             keep.append(
@@ -106,7 +123,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         if restriction.unless_relation and restriction.relation_actor is not None:
             # the médecin traitant is the person, never their structure
             related = _live_relation(p, restriction.relation_actor, restriction.unless_relation, now_us)
-            keep.append(f"{alias}.patient IN ({related})")
+            keep.append(f"{patient} IN ({related})")
         conds.append("(" + " OR ".join(keep) + ")")
     if restriction.categories is not None:
         categorised = _categorised(p)
@@ -128,12 +145,12 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         keep = [
             f"{alias}.res_type <> {p(DOCUMENT_TYPE)}",
             f"{alias}.rid NOT IN ({categorised})",
-            f"{alias}.patient IN ({full})",
-            f"{alias}.patient NOT IN ({granted})",
+            f"{patient} IN ({full})",
+            f"{patient} NOT IN ({granted})",
             covering,
         ]
         if restriction.extra_patients:
-            keep.append(f"{alias}.patient IN ({_list(p, restriction.extra_patients)})")
+            keep.append(f"{patient} IN ({_list(p, restriction.extra_patients)})")
         conds.append("(" + " OR ".join(keep) + ")")
     if restriction.structure_actor is not None:
         # a structure reads the categorised documents it authored or a grant to it covers; no Binary
@@ -161,7 +178,7 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
             else "1 = 0"
         )
         conds.append(
-            f"({alias}.patient IS NOT NULL OR {alias}.res_type NOT IN ({_list(p, CORRESPONDENCE)}) OR {party})"
+            f"({patient} IS NOT NULL OR {alias}.res_type NOT IN ({_list(p, CORRESPONDENCE)}) OR {party})"
         )
     if restriction.confidential_for_actor is not None:
         kinds = frozenset({"adolescent_confidential"})
@@ -169,6 +186,6 @@ def restriction_sql(p: Params, restriction: SearchRestriction, alias: str, now_u
         categorised = _categorised(p)
         conds.append(
             f"({alias}.res_type <> {p(DOCUMENT_TYPE)} OR {alias}.rid NOT IN ({categorised}) "
-            f"OR {alias}.patient NOT IN ({confidential}))"
+            f"OR {patient} NOT IN ({confidential}))"
         )
     return " AND ".join(conds) if conds else None

@@ -643,7 +643,7 @@ def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
         for i, c in enumerate(query.criteria)
     )
     if query.restriction is not None:
-        restricted = restriction_sql(p, query.restriction, alias, now_us)
+        restricted = restriction_sql(p, query.restriction, alias, now_us, driven=lead is not None)
         if restricted:
             conds.append(restricted)
     return " AND ".join(conds)
