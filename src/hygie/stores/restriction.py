@@ -64,8 +64,8 @@ def restriction_sql(
 ) -> str | None:
     """A condition on ``alias`` (a ``resources`` row), or None when nothing is restricted.
 
-    ``driven``: another criterion already selects a few candidate rows (a patient's reference
-    list, ``sql._driver``); on SQLite the restriction must then only filter them. Its patient
+    ``driven``: a reference to given targets already selects a few candidate rows (a patient's
+    reference list: ``sql._by_reference``); on SQLite the restriction must then only filter them. Its patient
     column is written ``+alias.patient``, so that the planner does not walk the patient's whole
     partition through ``resources_patient`` instead (every type of their record, for their
     Observations), and a label exclusion probes each candidate's tokens through

@@ -625,25 +625,34 @@ def _driver(criteria: list[Criterion]) -> int | None:
     return best
 
 
+def _by_reference(crit: Criterion) -> bool:
+    """Whether a driving criterion is a reference to given targets (``patient=…``): a short
+    list of rows, narrower than any index of ``resources`` could give."""
+    return crit.kind == "reference" and crit.chain is None and _selectivity(crit) >= 90
+
+
 def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     conds = [f"{alias}.deleted = {p.false()}"]
     lead = _driver(query.criteria)
+    # A reference to given targets drives: SQLite must start from its rows (``rid IN (…)``, a
+    # rowid lookup each: a patient's few hundred) rather than walk every resource of the type
+    # through ``resources_type_updated`` and test each against the list — for one patient's
+    # weights on the demo data, 18,000 Observations walked, 270 searches/s instead of 930.
+    # Without statistics its planner prefers the type index; a unary ``+`` makes the type a
+    # plain filter. Not for other drivers: ``_id`` is looked up through (res_type, res_id), and
+    # a token's list (every active Goal of the database) can be longer than the patient's
+    # partition the restriction would start from. PostgreSQL plans from its statistics (and
+    # has no unary ``+`` on text).
+    driven = lead is not None and not p.pg and _by_reference(query.criteria[lead])
     if query.resource_type is not None:
-        # With a driving criterion, SQLite must start from its rows (``rid IN (…)``, a rowid
-        # lookup each: a patient's few hundred) rather than walk every resource of the type
-        # through ``resources_type_updated`` and test each against the list — for one patient's
-        # weights on the demo data, 18,000 Observations walked, 270 searches/s instead of 930.
-        # Without statistics its planner prefers the type index; a unary ``+`` makes the type a
-        # plain filter. PostgreSQL plans from its statistics (and has no unary ``+`` on text).
-        plain = "+" if lead is not None and not p.pg else ""
-        conds.append(f"{plain}{alias}.res_type = {p(query.resource_type)}")
+        conds.append(f"{'+' if driven else ''}{alias}.res_type = {p(query.resource_type)}")
     counter = [0]
     conds.extend(
         criterion_sql(p, c, alias, now_us, counter, query.restriction, driver=(i == lead))
         for i, c in enumerate(query.criteria)
     )
     if query.restriction is not None:
-        restricted = restriction_sql(p, query.restriction, alias, now_us, driven=lead is not None)
+        restricted = restriction_sql(p, query.restriction, alias, now_us, driven=driven)
         if restricted:
             conds.append(restricted)
     return " AND ".join(conds)
