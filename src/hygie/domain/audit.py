@@ -244,7 +244,8 @@ def build_entry(decision: Decision, context: AuditContext, actor: Actor | None =
     Reads put the client as Destination (DCM 110152) and the server as Source (110153); queries
     and writes reverse them, as BALP does. The user agent is ``IRCP``, requestor, with role and
     purpose of use from the token; the structure is a ``PROV`` agent. Entities: the data (object
-    role 4), the patient (role 1), the query (role 24, base64), the X-Request-Id.
+    role 4; a delete's modifier such as ``_expunge=true`` in its ``detail``), the patient (role
+    1), the query (role 24, base64), the X-Request-Id.
     """
     req = decision.request
     actor = actor or _actor_from(decision)
@@ -294,13 +295,15 @@ def build_entry(decision: Decision, context: AuditContext, actor: Actor | None =
 
     entities: list[dict[str, Any]] = []
     if req.resource_type and req.resource_id:
-        entities.append(
-            {
-                "type": {"system": _ENTITY_TYPE, "code": "2"},
-                "role": {"system": _OBJECT_ROLE, "code": "4"},
-                "what": {"reference": f"{req.resource_type}/{req.resource_id}"},
-            }
-        )
+        data: dict[str, Any] = {
+            "type": {"system": _ENTITY_TYPE, "code": "2"},
+            "role": {"system": _OBJECT_ROLE, "code": "4"},
+            "what": {"reference": f"{req.resource_type}/{req.resource_id}"},
+        }
+        if action == "D" and req.detail:
+            # how it was deleted: "_expunge=true" is an erasure of every version, not a tombstone
+            data["detail"] = [{"type": "modifier", "valueString": req.detail}]
+        entities.append(data)
     if patient:
         entities.append(
             {

@@ -48,6 +48,7 @@ _REQUEST_PARTS = {
     "If-None-Exist": "ifNoneExist",
     "criteria": "url",
     "_cursor": "url",
+    "_expunge": "url",
 }
 
 

@@ -736,21 +736,38 @@ class FhirService:
     async def delete(
         self, request: FhirRequest, resource_type: str, id: str, tx: StoreTransaction | None = None
     ) -> FhirResponse:
+        """A delete writes a tombstone: the history keeps every version. With ``_expunge=true``
+        (as HAPI FHIR's) the resource is erased instead, every version with it, in the same store
+        transaction — decided by the same rule as a delete (whoever may delete it may erase it)
+        and recorded as a delete whose data entity says ``_expunge=true``. Afterwards a read is a
+        404 and the history has nothing of it; a Binary's content goes with it when no other
+        Binary names it (``stores/binaries.py``). An already deleted resource may be expunged too:
+        judged on its last content, in the record that content names."""
         res.require_type(resource_type)
         res.require_id(id)
         self.scoped(request, "delete", resource_type)
+        expunge = expunge_asked(request)
 
         async def run(t: StoreTransaction) -> FhirResponse:
             current = await t.read_for_update(resource_type, id)
-            if current is None or current.deleted:
+            if current is None or (current.deleted and not expunge):
                 return FhirResponse(204)
-            await self.require(request, "delete", resource_type, id, target=target_of(current, authors=True))
+            target = target_of(current, authors=True)
+            if current.deleted and target.patient is None:
+                # a tombstone's row names no record any more: its last content still does
+                target = with_patient(target, self._compartment_of(current))
+            await self.require(
+                request, "delete", resource_type, id, target=target, detail=EXPUNGE if expunge else None
+            )
             expected = parse_if_match(request.header("if-match"))
             if expected is not None and expected != current.version:
                 raise PreconditionFailed(
                     f"{resource_type}/{id} is at version {current.version}, not {expected}",
                     expression="If-Match",
                 )
+            if expunge:
+                await t.expunge(resource_type, id)
+                return FhirResponse(204)
             ts = self.clock()
             op = WriteOp(resource_type, id, current.version + 1, ts, current.content, None, "DELETE", True)
             await t.write(op)
@@ -766,18 +783,42 @@ class FhirService:
     ) -> FhirResponse:
         res.require_type(resource_type)
         self.scoped(request, "delete", resource_type)  # even when nothing matches
-        matches = await self._conditional_match(request, resource_type, urlencode(request.query), tx)
+        expunge_asked(request)  # a bad value is a 400 even when nothing matches
+        criteria = urlencode([(k, v) for k, v in request.query if k != "_expunge"])
+        matches = await self._conditional_match(request, resource_type, criteria, tx)
         if len(matches) > 1:
             raise PreconditionFailed(f"the criteria matched {len(matches)} resources", expression="criteria")
         if not matches:
             return FhirResponse(204)
         return await self.delete(request, resource_type, matches[0], tx)
 
+    def _compartment_of(self, stored: StoredResource) -> str | None:
+        """The patient record a stored content belongs to (as a write would file it)."""
+        if stored.resource_type == "Patient":
+            return stored.id
+        compartments = extract_index({**orjson.loads(stored.content), "id": stored.id}).compartments
+        return compartments[0] if compartments else None
+
     # -- errors for the web layer ---------------------------------------------------------------
 
     @staticmethod
     def error_response(error: FhirError) -> FhirResponse:
         return FhirResponse(error.status, error.outcome(), dict(error.headers))
+
+
+# the audit detail of a delete that erased instead of writing a tombstone
+EXPUNGE = "_expunge=true"
+
+
+def expunge_asked(request: FhirRequest) -> bool:
+    """Whether a DELETE asks for the physical erasure (``_expunge=true``; ``false`` or absent:
+    a tombstone). Any other value is a 400, never a silent tombstone."""
+    values = [v for k, v in request.query if k == "_expunge"]
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in ("true", "false"):
+        raise InvalidRequest("_expunge is true or false, given once", expression="_expunge")
+    return values[0] == "true"
 
 
 def conflict_from(exc: Exception) -> Conflict:
