@@ -17,7 +17,7 @@ from bearer_tokens import bearer
 from browser import assert_accessible, fill_sign_in, screenshots_dir
 from conftest import create_resource
 from hygie.domain.access import Caller
-from hygie.fhir.outcome import Gone
+from hygie.fhir.outcome import NotFound
 from hygie.fhir.request import FhirRequest
 from hygie.fhir.router import route
 
@@ -148,14 +148,19 @@ def test_close_the_space_after_a_preview_then_reopen_it(
         f"{hygie.fhir}/DocumentReference", params={"patient": citizen.patient_id}, headers=headers
     )
     assert found.status_code == 200 and not found.json().get("entry")
-    with pytest.raises(Gone):
-        hygie.call(operator_read(hygie, f"Observation/{own_weight}"))
+    # erased for good, as the page promised: no tombstone (404, not 410), no past version
+    for path in (f"Observation/{own_weight}", f"Observation/{own_weight}/_history"):
+        with pytest.raises(NotFound):
+            hygie.call(operator_read(hygie, path))
+    weights = hygie.call(operator_read(hygie, "Observation/_history", [("_count", "200")]))
+    assert not [e for e in weights.get("entry", []) if e["fullUrl"].endswith(f"/Observation/{own_weight}")]
     # the closing is in the audit trail, as the person's own act (the Consent they created, and
     # the deletion of their entry, in one request)
     records = hygie.call(hygie.runtime.audit.list_for_patient(citizen.patient_id, count=200)).records
     mine = [r.entry for r in records if r.entry.agent == f"Patient/{citizen.patient_id}"]
     assert any(e.action == "C" and b"PatientCreate" in e.content for e in mine)
-    assert any(e.action == "D" and f"Observation/{own_weight}".encode() in e.content for e in mine)
+    erased = [e for e in mine if e.action == "D" and f"Observation/{own_weight}".encode() in e.content]
+    assert len(erased) == 1 and b'"valueString":"_expunge=true"' in erased[0].content
     # the portal shows only this page
     page.goto(f"{hygie.base}/ens/controles")
     page.wait_for_url(f"{hygie.base}/ens/mon-espace")

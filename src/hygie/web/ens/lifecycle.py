@@ -3,7 +3,9 @@
 The state is the space's lifecycle Consent (``domain/ens/lifecycle.py``), read and written
 through the door as the visitor, so that every change is decided by the access policy and
 recorded in the audit trail. Closing is one FHIR transaction: the Consent turns to ``deny`` and
-the person's own entries are deleted together — or nothing happens.
+the person's own entries are deleted together — or nothing happens. They are deleted with
+``_expunge=true``, every version erased, because the page promises "supprimé définitivement": a
+plain FHIR delete would keep them in the record's history, readable again after a reopening.
 
 While a space is closed, every other page of the portal leads here (the gate registered in
 ``ens.services["gate"]``): the person, or their legal representative, may only reopen it.
@@ -201,8 +203,9 @@ def routes(ens: Ens) -> list[BaseRoute]:
         consent = closing_consent(
             visitor.patient_id, state, existing, by=visitor.actor_ref, now_us=now, rules=_rules(ens)
         )
+        # erased with their history, not tombstoned: "supprimé définitivement" (FhirService.delete)
         entries: list[dict[str, Any]] = [
-            {"request": {"method": "DELETE", "url": ref}} for ref in shown.deleted_refs
+            {"request": {"method": "DELETE", "url": f"{ref}?_expunge=true"}} for ref in shown.deleted_refs
         ]
         if existing is not None and existing.get("id"):
             entries.append(
