@@ -1058,7 +1058,7 @@ async def seed_world(client: httpx.AsyncClient, runtime: Runtime, actor: Actor) 
             reason="URGENCE_VITALE",
             justification="Patient inconscient aux urgences",
             emergency_refused=False,
-            notify_to=None,
+            notify=None,
         )
     if actor.kind is None:
         return {}

@@ -161,6 +161,25 @@ async def test_a_refused_expunge_erases_nothing(client: httpx.AsyncClient, runti
     assert await versions(client, "Observation", "own") == 2
 
 
+async def test_a_professional_deletes_but_never_erases_for_good(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The record is medico-legal: her doctor may delete his entry (a tombstone, its history
+    kept), never erase it or anything else of the record, even his own."""
+    await seed(client)
+    gp = await professional(runtime)
+    for entry in ("pro", "own"):
+        r = await client.delete(f"/fhir/Observation/{entry}", params={"_expunge": "true"}, headers=gp)
+        assert r.status_code == 403, r.text
+        assert "erasing for good" in r.json()["issue"][0]["diagnostics"]
+    assert await versions(client, "Observation", "pro") == 1
+    assert await versions(client, "Observation", "own") == 2
+    assert (await client.delete("/fhir/Observation/pro", headers=gp)).status_code == 204
+    assert await versions(client, "Observation", "pro") == 2
+    refused = [e for e in await deletions(runtime, "lea") if e["outcome"] != "0"]
+    assert len(refused) == 2 and all("erasing for good" in e["outcomeDesc"] for e in refused)
+
+
 async def test_a_deleted_entry_is_expunged_by_the_rule_of_its_record(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

@@ -30,6 +30,7 @@ from hygie.domain.policy import (
 )
 
 __all__ = [
+    "EXPUNGE",
     "FIRST_PARTY_CLIENTS",
     "PORTAL_CLIENT",
     "AccessPolicy",
@@ -38,6 +39,7 @@ __all__ = [
     "Decision",
     "Interaction",
     "RelationSource",
+    "erase_refusal",
 ]
 
 Interaction = Literal[
@@ -147,6 +149,26 @@ class Decision:
     break_glass: bool = False
 
 
+# the detail of a delete that erases for good instead of leaving a tombstone (``_expunge=true``)
+EXPUNGE = "_expunge=true"
+# who may erase for good what they may delete: the person and their legal representatives (their
+# own entries, as closing a space does, in Hygie's portal or their own session — never through a
+# third-party app), and the platform (its operator, a backend job bound to no structure); never a
+# professional, whose deletion of a care entry must leave its history (the record is medico-legal)
+_ERASERS = frozenset({"patient", "representative"})
+
+
+def erase_refusal(caller: Caller) -> str | None:
+    """Why ``caller`` may not erase for good (None: the delete rule then decides as for a delete)."""
+    if caller.trusted:
+        return None
+    if caller.kind not in _ERASERS:
+        return "erasing for good is for the person, their legal representatives and the platform"
+    if caller.app is not None:
+        return "a third-party app may delete, never erase for good"
+    return None
+
+
 @dataclass
 class AccessPolicy:
     """The policy decision point: facts from the store, verdicts from ``domain/policy.py``.
@@ -197,6 +219,10 @@ class AccessPolicy:
         if target is None:
             # batch/transaction containers, searches: their entries and rows are decided one by one
             return Decision(request, True, "decided per entry")
+        if request.interaction == "delete" and request.detail == EXPUNGE:
+            refusal = erase_refusal(request.caller)
+            if refusal is not None:
+                return Decision(request, False, refusal)
         rule = _RULE_INTERACTION[request.interaction]
         relations = await self.facts(request.caller, target.patient, cache)
         verdict = decide(principal, rule, target, relations, matrix=self.matrix, now_us=self.clock())

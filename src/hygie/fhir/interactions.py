@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 import jsonpatch
 import orjson
 
-from hygie.domain.access import AccessPolicy, AccessRequest, Decision, Interaction
+from hygie.domain.access import EXPUNGE, AccessPolicy, AccessRequest, Decision, Interaction
 from hygie.domain.audit import AuditLog, audit_entries
 from hygie.domain.policy import Target
 from hygie.domain.provenance import with_provenance
@@ -804,10 +804,6 @@ class FhirService:
     @staticmethod
     def error_response(error: FhirError) -> FhirResponse:
         return FhirResponse(error.status, error.outcome(), dict(error.headers))
-
-
-# the audit detail of a delete that erased instead of writing a tombstone
-EXPUNGE = "_expunge=true"
 
 
 def expunge_asked(request: FhirRequest) -> bool:
