@@ -9,7 +9,9 @@ reading every patient, and erases each person's record physically through the st
 relation row; the encrypted contents no other Binary names, ``stores/binaries.py``).
 
 What is erased (:func:`plan`): every resource ever filed in the person's record — live or already
-deleted (the entries deleted at closing are still in the history until now), found by the
+deleted (what was deleted with a tombstone: the person's own entries erased at a closing are
+already gone, but deletions made earlier, or at closings before erasure existed, are still in
+the history until now), found by the
 ``patient`` of their versions: the Patient, their documents and the Binaries filed in the record
 by ``securityContext``, their RelatedPersons, their Consents (the lifecycle one last), their care
 data — then what points only to them: a Binary without ``securityContext`` that one of their
