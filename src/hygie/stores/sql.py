@@ -643,9 +643,10 @@ def _where(p: Params, query: SearchQuery, alias: str, now_us: int) -> str:
     # a token's list (every active Goal of the database) can be longer than the patient's
     # partition the restriction would start from. PostgreSQL plans from its statistics (and
     # has no unary ``+`` on text).
-    driven = lead is not None and not p.pg and _by_reference(query.criteria[lead])
+    driven = lead is not None and _by_reference(query.criteria[lead])
     if query.resource_type is not None:
-        conds.append(f"{'+' if driven else ''}{alias}.res_type = {p(query.resource_type)}")
+        plain = "+" if driven and not p.pg else ""
+        conds.append(f"{plain}{alias}.res_type = {p(query.resource_type)}")
     counter = [0]
     conds.extend(
         criterion_sql(p, c, alias, now_us, counter, query.restriction, driver=(i == lead))
