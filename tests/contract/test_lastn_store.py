@@ -40,7 +40,9 @@ def obs(oid: str, patient: str, codings: list[tuple[str, str]], effective: Any =
     return resource
 
 
-async def put(store: ResourceStore, resource: dict[str, Any], version: int = 1, deleted: bool = False) -> None:
+async def put(
+    store: ResourceStore, resource: dict[str, Any], version: int = 1, deleted: bool = False
+) -> None:
     index = extract_index(resource)
     patient = index.compartments[0] if index.compartments else None
     rid = resource["id"]
