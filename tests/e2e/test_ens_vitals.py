@@ -63,9 +63,19 @@ def _enter(page: Any, value: str, day: date, hour: str = "08:30") -> None:
     page.get_by_role("button", name="Enregistrer la valeur").click()
 
 
+def _with_email(hygie: LiveHygie, patient_id: str, address: str) -> None:
+    """The person's e-mail in their record (as « Mes coordonnées » writes it): where they are told."""
+    door = Door(hygie.runtime.service)
+    patient = hygie.call(door.read(Caller.operator("tests"), "Patient", patient_id))
+    assert patient is not None
+    patient["telecom"] = [{"system": "email", "value": address, "use": "home"}]
+    hygie.call(door.update(Caller.operator("tests"), patient))
+
+
 def test_a_weight_series_its_chart_a_threshold_and_an_app_value_that_crosses_it(
     page: Any, hygie: LiveHygie, citizen: Citizen, shots: Path
 ) -> None:
+    _with_email(hygie, citizen.patient_id, citizen.login)
     page.goto(f"{hygie.base}/ens/mesures")
     fill_sign_in(page, citizen.login, citizen.password)
     page.wait_for_url(f"{hygie.base}/ens/mesures")
