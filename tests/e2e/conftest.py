@@ -183,38 +183,33 @@ async def create_resource(runtime: Runtime, resource: dict[str, Any]) -> str:
     return str(body["id"])
 
 
+def weight(patient_id: str, when: str, kg: float) -> dict[str, Any]:
+    """A body weight (LOINC 29463-7, kg) of ``patient_id`` taken ``when``, as a device would send it."""
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}], "text": "Poids"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": kg, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+    }
+
+
 def _seed(live: LiveHygie, app_origin: str) -> None:
     for key, patient in (("durand", PATIENT_DURAND), ("martin", PATIENT_MARTIN)):
         live.patients[key] = live.call(create_resource(live.runtime, patient))
     for i, kg in enumerate((61.5, 62.0)):
-        live.call(
-            create_resource(
-                live.runtime,
-                {
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                    "code": "vital-signs",
-                                }
-                            ]
-                        }
-                    ],
-                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}], "text": "Poids"},
-                    "subject": {"reference": f"Patient/{live.patients['durand']}"},
-                    "effectiveDateTime": f"2026-01-0{i + 1}",
-                    "valueQuantity": {
-                        "value": kg,
-                        "unit": "kg",
-                        "system": "http://unitsofmeasure.org",
-                        "code": "kg",
-                    },
-                },
-            )
-        )
+        live.call(create_resource(live.runtime, weight(live.patients["durand"], f"2026-01-0{i + 1}", kg)))
     live.practitioner = live.call(
         create_resource(
             live.runtime,

@@ -13,7 +13,7 @@ from typing import Any
 from ens_seed import gp_accepting_messages, seed_professional_document
 
 from browser import assert_accessible, fill_sign_in
-from conftest import create_resource
+from conftest import create_resource, weight
 
 LiveHygie = Citizen = Any
 
@@ -49,34 +49,7 @@ PAGES = (
 
 def _weights(hygie: LiveHygie, patient_id: str) -> None:
     for day, kg in (("2026-09-01", 71.5), ("2026-10-01", 72.4), ("2026-11-01", 73.0)):
-        hygie.call(
-            create_resource(
-                hygie.runtime,
-                {
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                    "code": "vital-signs",
-                                }
-                            ]
-                        }
-                    ],
-                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}], "text": "Poids"},
-                    "subject": {"reference": f"Patient/{patient_id}"},
-                    "effectiveDateTime": f"{day}T08:30:00+01:00",
-                    "valueQuantity": {
-                        "value": kg,
-                        "unit": "kg",
-                        "system": "http://unitsofmeasure.org",
-                        "code": "kg",
-                    },
-                },
-            )
-        )
+        hygie.call(create_resource(hygie.runtime, weight(patient_id, f"{day}T08:30:00+01:00", kg)))
 
 
 def test_every_page_of_the_space_fits_a_phone_and_passes_axe(
