@@ -31,7 +31,11 @@ def _reset_links(hygie: LiveHygie, to: str) -> list[str]:
             sent = json.loads(line)
             if sent["to"] == to:
                 bodies.append(sent["body"])
-    return [m.group(0) for body in bodies for m in re.finditer(r"https?://\S+/compte/reinitialiser\?jeton=\S+", body)]
+    return [
+        m.group(0)
+        for body in bodies
+        for m in re.finditer(r"https?://\S+/compte/reinitialiser\?jeton=\S+", body)
+    ]
 
 
 def test_a_forgotten_password_is_replaced_through_the_emailed_link(
