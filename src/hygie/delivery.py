@@ -157,15 +157,14 @@ class DeliveryWorker:
         since the last round, whoever wrote them (the person, a professional, an app)."""
         from hygie.domain.ens.vitals_watch import ThresholdWatch  # noqa: PLC0415
 
-        kv, outbox, accounts = self.runtime.kv, self.runtime.outbox, self.runtime.accounts
-        assert outbox is not None and accounts is not None
+        kv, outbox = self.runtime.kv, self.runtime.outbox
+        assert outbox is not None
         rows, latest = await self._written_since("Observation", self.clock())
         patients = [row.patient for row in rows if row.patient]
         watch = ThresholdWatch(
             self.door,
             kv,
             outbox,
-            accounts,
             self.clock,
             majority_age=self.runtime.settings.majority_age,
             base_url=self.runtime.settings.base_url,

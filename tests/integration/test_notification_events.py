@@ -226,8 +226,8 @@ async def test_a_threshold_crossed_in_a_child_s_space_reaches_the_parents(
         OPERATOR,
         v.goal(v.MEASURES["poids"], {"29463-7": (20.0, 35.0)}, "Patient/zoe", "Patient/zoe", now.date()),
     )
-    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
-    await watch.follow("zoe", None)
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, clock_us)
+    await watch.follow("zoe")
     await worker.round()
     reading = {
         "resourceType": "Observation",

@@ -73,8 +73,8 @@ async def seed_demo(runtime: Runtime, patient_id: str, practitioner_id: str | No
         caller, v.goal(bp, {"8480-6": (None, 140.0), "8462-4": (None, 90.0)}, patient_ref, patient_ref, today)
     )
     assert runtime.outbox is not None and runtime.accounts is not None
-    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
-    await watch.follow(patient_id, None)
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, clock_us)
+    await watch.follow(patient_id)
     # this morning's measure, after the thresholds: the measures page will flag it
     morning = min(now - timedelta(minutes=5), datetime.combine(today, time(7, 40), v.PARIS))
     entry = v.Entry(bp, (146.0, 92.0), morning.astimezone(UTC).astimezone(v.PARIS))

@@ -96,7 +96,7 @@ async def test_the_demo_gives_measures_thresholds_appointments_and_dispenses(tmp
     )
     assert len(pressures) == 6
     assert runtime.outbox is not None and runtime.accounts is not None
-    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, clock_us)
     crossed = await watch.check(OPERATOR, patient)
     assert sorted((c.field.loinc, c.value) for c in crossed) == [("8462-4", 92.0), ("8480-6", 146.0)]
 

@@ -47,8 +47,7 @@ from hygie.ports import KeyValueStore
 
 __all__ = ["ALERT_CATEGORY", "ALERT_IDENTIFIER", "Notice", "ThresholdWatch"]
 
-# patient id -> {"since": lastUpdated, "accounts": [who set thresholds]}
-WATCH_KIND: Final = "ens-vitals-watch"
+WATCH_KIND: Final = "ens-vitals-watch"  # patient id -> {"since": lastUpdated}
 CLAIM_KIND: Final = "ens-vitals-alert"  # alert identifier -> claimed once
 ALERT_IDENTIFIER: Final = "https://hygie.esante.example/fhir/NamingSystem/threshold-alert"
 ALERT_CATEGORY: Final = {
@@ -82,10 +81,6 @@ class _Account(Protocol):
     def active(self) -> bool: ...
 
 
-class _Accounts(Protocol):
-    async def get(self, account_id: str) -> Any: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Notice:
     """An undismissed crossing, for the measures page."""
@@ -107,30 +102,25 @@ class ThresholdWatch:
         records: _Records,
         kv: KeyValueStore,
         outbox: Outbox,
-        accounts: _Accounts | None,
         clock: Callable[[], int],
         *,
         majority_age: int = 18,
         base_url: str | None = None,
     ) -> None:
-        """``accounts`` is no longer consulted (whom to tell is the recipient rule's); it stays so
-        that the portal's construction (``web/ens/vitals.py``) is unchanged. ``majority_age``:
-        ``HYGIE_MAJORITY_AGE``; ``base_url``: the public address the e-mail links to."""
+        """Whom a crossing is told to is the recipient rule's (``domain/ens/notifications.py``);
+        ``majority_age``: ``HYGIE_MAJORITY_AGE``; ``base_url``: the public address the e-mail
+        links to."""
         self.records = records
         self.kv = kv
         self.outbox = outbox
-        self.accounts = accounts
         self.clock = clock
         self.majority_age = majority_age
         self.base_url = base_url
 
-    async def follow(self, patient_id: str, account_id: str | None) -> None:
-        """Watch this person's new values from now on (``account_id``: who set the thresholds,
-        kept for the record — who is told of a crossing is the recipient rule's)."""
-        record = await self.kv.get(WATCH_KIND, patient_id) or {"since": _iso(self.clock()), "accounts": []}
-        if account_id and account_id not in record["accounts"]:
-            record["accounts"] = [*record["accounts"], account_id]
-        await self.kv.put(WATCH_KIND, patient_id, record)
+    async def follow(self, patient_id: str) -> None:
+        """Watch this person's new values from now on (a second call changes nothing)."""
+        if await self.kv.get(WATCH_KIND, patient_id) is None:
+            await self.kv.put(WATCH_KIND, patient_id, {"since": _iso(self.clock())})
 
     async def watched(self, patient_id: str) -> bool:
         return await self.kv.get(WATCH_KIND, patient_id) is not None

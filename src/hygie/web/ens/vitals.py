@@ -49,7 +49,10 @@ def watch_of(ens: Ens) -> ThresholdWatch:
     runtime = ens.services["runtime"]
     watch = ens.services.get("vitals-watch")
     if watch is None:
-        watch = ThresholdWatch(ens.door, runtime.kv, runtime.outbox, runtime.accounts, ens.clock)
+        # the age of majority of the settings, as the server's background sweep (delivery.py)
+        watch = ThresholdWatch(
+            ens.door, runtime.kv, runtime.outbox, ens.clock, majority_age=runtime.settings.majority_age
+        )
         ens.services["vitals-watch"] = watch
     assert isinstance(watch, ThresholdWatch)
     return watch
@@ -259,7 +262,7 @@ def routes(ens: Ens) -> list[BaseRoute]:
                 visitor.caller, rules.goal(measure, ranges, visitor.patient_ref, visitor.actor_ref, today)
             )
         if not empty:
-            await watch.follow(visitor.patient_id, visitor.subject.account_id)
+            await watch.follow(visitor.patient_id)
         message = (
             "Seuils supprimés."
             if empty

@@ -43,21 +43,21 @@ async def test_a_crossing_is_flagged_and_told_once(runtime: Runtime) -> None:
             },
         )
     )["id"]
-    account, _ = await runtime.accounts.create(
+    await runtime.accounts.create(
         "citizen", "claire@example.fr", "Un mot de passe solide 42", patient_id=patient
     )
     now = datetime.now(UTC)
     measure = v.MEASURES["poids"]
     # a value from yesterday, before any threshold: never flagged
     await door.create(OPERATOR, weight(patient, 90, now - timedelta(days=1)))
-    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, clock_us)
     assert await watch.sweep(OPERATOR) == 0  # nobody is watched yet
 
     await door.create(
         OPERATOR,
         v.goal(measure, {"29463-7": (60.0, 75.5)}, f"Patient/{patient}", f"Patient/{patient}", now.date()),
     )
-    await watch.follow(patient, account.id)
+    await watch.follow(patient)
     await door.create(OPERATOR, weight(patient, 74, now))  # inside the range
     await door.create(OPERATOR, weight(patient, 77.2, now))  # an app sends a value above it
     assert await watch.sweep(OPERATOR) == 1
@@ -106,7 +106,7 @@ async def test_the_background_delivery_catches_a_value_written_through_the_api(r
         )
     )["id"]
     other = (await door.create(OPERATOR, {"resourceType": "Patient", "birthDate": "1981-01-01"}))["id"]
-    account, _ = await runtime.accounts.create(
+    await runtime.accounts.create(
         "citizen", "paul@example.fr", "Un mot de passe solide 42", patient_id=patient
     )
     now = datetime.now(UTC)
@@ -115,8 +115,8 @@ async def test_the_background_delivery_catches_a_value_written_through_the_api(r
         OPERATOR,
         v.goal(glucose, {"2339-0": (70.0, 180.0)}, f"Patient/{patient}", f"Patient/{patient}", now.date()),
     )
-    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, runtime.accounts, clock_us)
-    await watch.follow(patient, account.id)
+    watch = ThresholdWatch(door, runtime.kv, runtime.outbox, clock_us)
+    await watch.follow(patient)
     mail, sms = MemorySender(), MemorySender()
     worker = DeliveryWorker(runtime, senders={"email": mail, "sms": sms})
     await worker.round()
