@@ -6,12 +6,12 @@ so clients see the resource they wrote. Every store inherits this by being wrapp
 ``bootstrap.py``.
 
 Blobs are shared: two Binaries of the same content name one blob. When a transaction expunges
-Binaries (a purge, ``domain/ens/purge.py``), the blobs they named are removed at the end of that
+Binaries (a purge, ``domain/ens/purge.py``, or a ``DELETE …?_expunge=true``), the blobs they named are removed at the end of that
 transaction, before it commits, if no stored version of any Binary still names them (asked
 inside the transaction, so its own erasures count) and no upload put them within
 ``blob_grace_s`` seconds (an upload of the same content may not have committed yet). Were the
-commit to fail after that, the rows would name missing blobs: only those of a purge, which the
-next run erases. Expunged contents are returned as stored (never inflated).
+commit to fail after that, the rows would name missing blobs: only those of Binaries being
+erased (a purge's next run erases them; an API erasure may be asked again). Expunged contents are returned as stored (never inflated).
 """
 
 from __future__ import annotations
