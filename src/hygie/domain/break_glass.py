@@ -14,13 +14,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hygie.domain.ens.notifications import Notice, enqueue
 from hygie.domain.outbox import Outbox
 from hygie.ports import KeyValueStore
-
-if TYPE_CHECKING:
-    from hygie.domain.ens.notifications import Notice
 
 __all__ = ["MAX_HOURS", "REASONS", "BreakGlass", "BreakGlassRefused", "BreakGlassService"]
 
@@ -118,8 +116,7 @@ class BreakGlassService:
         await self.kv.put(_KIND, f"{practitioner}|{patient}|{grant.id}", record, expires_us=grant.expires_us)
         await self.kv.put(_REVIEW, f"{organization or '_'}|{grant.id}", record)
         if notify is not None:
-            for n in await notify(grant):
-                await self.outbox.enqueue(n.channel, n.to, n.subject, n.body, dedup_key=n.dedup_key)
+            await enqueue(self.outbox, await notify(grant))
         return grant
 
     async def open_for(self, practitioner: str) -> frozenset[str]:
